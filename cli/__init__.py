@@ -1,0 +1,1 @@
+"""The ``r2l`` command line."""

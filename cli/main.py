@@ -1,0 +1,168 @@
+"""``r2l``: thin click commands over the report2label Python API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from report2label.core import registry
+from report2label.core.errors import R2LError
+from report2label.core.labelling import label as run_label
+from report2label.core.labelling.agreement import eval_labels as run_eval_labels
+from report2label.core.plugins import plugin_infos
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+class Group(click.Group):
+    """Turns an :class:`R2LError` into ``Error: <message>`` and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except R2LError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="-O/--option")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+@click.group(cls=Group)
+@click.version_option(version("report2label"), prog_name="r2l")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv: debug, may include model answers).")
+def cli(verbose: int) -> None:
+    """report2label: radiology reports in, validated training labels out."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+def plugins() -> None:
+    """List installed plugins, their versions and the hooks they implement."""
+    table = Table("plugin", "package", "version", "hooks")
+    for info in plugin_infos():
+        table.add_row(info.name, info.package, info.version, ", ".join(info.hooks))
+    console.print(table)
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the full task spec (prompts, schema, rules) as JSON.")
+def tasks(name: str | None, as_json: bool) -> None:
+    """List tasks with version, labels, languages and prompt variants."""
+    specs = [registry.task(name)] if name else list(registry.tasks().values())
+    if as_json:
+        click.echo(json.dumps([spec.model_dump(mode="json") for spec in specs], indent=2, ensure_ascii=False))
+        return
+    table = Table("task", "version", "labels", "languages", "prompt variants (hash)", "rules", "recipe")
+    for spec in specs:
+        prompts = "\n".join(f"{p.name} ({p.hash})" for p in spec.prompts)
+        recipe = f"{spec.recipe.architecture} {spec.recipe.image_size}px" if spec.recipe else "-"
+        table.add_row(spec.name, spec.version, ", ".join(spec.labels), ", ".join(spec.languages), prompts,
+                      "yes" if spec.rules else "no", recipe)
+    console.print(table)
+    labelers = registry.labelers()
+    console.print("labelling backends: " + ", ".join(sorted(labelers)))
+
+
+@cli.command()
+@click.argument("task")
+@click.argument("reports", type=click.Path(path_type=Path))
+@click.option("-o", "--outdir", type=click.Path(path_type=Path), required=True, help="Output folder (resumable).")
+@click.option("--backend", default="rules", show_default=True, help="Labelling backend (see `r2l tasks`).")
+@click.option("--model", help="Model for the backend (a GGUF path, a model name).")
+@click.option("-O", "--option", "options", multiple=True, metavar="KEY=VALUE", help="Backend option, repeatable.")
+@click.option("--prompt", help="Prompt variant (default: the task's first).")
+@click.option("--id-col", default="report_id", show_default=True)
+@click.option("--text-col", default="text", show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), help="Reports per backend call (default: the backend's).")
+@click.option("--max-attempts", type=click.IntRange(1), default=3, show_default=True,
+              help="Attempts per report, the corrective re-asks included.")
+@click.option("--max-chars", type=click.IntRange(1), default=50_000, show_default=True,
+              help="Longer reports are recorded as failed, not sent.")
+@click.option("--parquet", is_flag=True, help="Also write labels.parquet.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def label(task, reports, outdir, backend, model, options, prompt, id_col, text_col, batch_size, max_attempts,
+          max_chars, parquet, no_progress) -> None:
+    """Label every report of REPORTS (CSV, TSV, Parquet or JSONL) for TASK into OUTDIR/labels.csv.
+
+    Results are stored in OUTDIR/labels.sqlite as they arrive; a rerun resumes and asks the
+    backend only for reports without a stored label (failed ones are tried again).
+    """
+    opts = _parse_options(options)
+    if model:
+        opts["model"] = model
+    summary = run_label(
+        task, reports, outdir, backend=backend, options=opts, prompt=prompt, id_col=id_col, text_col=text_col,
+        batch_size=batch_size, max_attempts=max_attempts, max_chars=max_chars, parquet=parquet,
+        show_progress=not no_progress,
+    )
+    counts = "; ".join(f"{name}: " + ", ".join(f"{k}={v}" for k, v in c.items()) for name, c in summary.label_counts.items())
+    console.print(
+        f"[bold]{summary.total}[/] reports: [green]{summary.labelled} labelled[/], "
+        f"[red]{summary.failed} failed[/]; {summary.reused} already stored, {summary.asked} asked "
+        f"({summary.backend_calls} backend calls) in {summary.seconds:.1f} s "
+        f"= {summary.reports_per_second:.1f} reports/s"
+    )
+    if counts:
+        console.print(f"label counts: {counts}")
+    for reason, n in summary.failure_reasons.items():
+        console.print(f"[red]failed[/] ({n}): {reason}")
+    console.print(f"labels: {summary.output}")
+    if summary.failed:
+        console.print("rerun the same command to try the failed reports again")
+
+
+@cli.command("eval-labels")
+@click.argument("labels", type=click.Path(path_type=Path))
+@click.argument("gold", type=click.Path(path_type=Path))
+@click.option("--id-col", default="report_id", show_default=True, help="Report id column of GOLD.")
+@click.option("--gold-col", help="Gold column of GOLD (default: gold_<label>, <label>_gold or <label>).")
+@click.option("--text-col", default="text", show_default=True, help="Report text in GOLD, copied to disagreements.")
+@click.option("-o", "--outdir", type=click.Path(path_type=Path), help="Where to write (default: beside LABELS).")
+def eval_labels(labels, gold, id_col, gold_col, text_col, outdir) -> None:
+    """Compare LABELS (from `r2l label`) with gold labels in GOLD, with 95% confidence intervals."""
+    report = run_eval_labels(labels, gold, id_col=id_col, gold_col=gold_col, text_col=text_col, outdir=outdir)
+    for result in report.labels:
+        table = Table("metric", "value", "95% CI", title=f"{report.task}: {result.label} vs {result.gold_column}")
+        for name, est in result.metrics.items():
+            table.add_row(name, f"{est.value:.3f}", f"{est.low:.3f} – {est.high:.3f}")
+        console.print(table)
+        c = result.confusion
+        console.print(f"confusion (gold × label): TN={c.tn} FP={c.fp} FN={c.fn} TP={c.tp}")
+    console.print(f"compared {report.compared} reports; {report.failed} failed and {report.missing} unlabelled excluded")
+    console.print(f"disagreements: {report.disagreements}\nmetrics: {report.summary}")
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--n-reports", type=click.IntRange(1), default=200, show_default=True)
+@click.option("--image-size", type=click.IntRange(64), default=256, show_default=True)
+@click.option("--force", is_flag=True, help="Write into a folder that is not empty.")
+def example(name, directory, seed, n_reports, image_size, force) -> None:
+    """Write the synthetic example data set of task NAME into DIRECTORY."""
+    writer = registry.example(name)
+    if directory.exists() and any(directory.iterdir()) and not force:
+        raise R2LError(f"{directory}: folder is not empty; choose another or pass --force")
+    counts = writer(directory, seed=seed, n_reports=n_reports, image_size=image_size)
+    console.print(f"SYNTHETIC example written to {directory}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))

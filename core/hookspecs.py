@@ -1,0 +1,28 @@
+"""Hook specifications: every task, labelling backend and trainer arrives through these hooks."""
+
+from typing import Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("report2label")
+hookimpl = pluggy.HookimplMarker("report2label")
+
+
+@hookspec
+def register_tasks(register: Callable) -> None:
+    """Register tasks: ``register(task_spec)`` with a :class:`report2label.core.task.TaskSpec`."""
+
+
+@hookspec
+def register_labelers(register: Callable) -> None:
+    """Register labelling backends: ``register(LabelerClass)``, see :mod:`report2label.core.labelling.labeler`."""
+
+
+@hookspec
+def register_trainers(register: Callable) -> None:
+    """Register training backends: ``register(name, trainer)``."""
+
+
+@hookspec
+def register_examples(register: Callable) -> None:
+    """Register example-data writers: ``register(task_name, write)`` with ``write(directory, seed, n_reports, image_size)``."""

@@ -1,0 +1,208 @@
+"""The labelling engine: reports → backend → validated labels, stored as they arrive, resumable.
+
+Every answer is validated against the task's answer model; an invalid one is re-asked with a
+corrective message at most ``max_attempts`` times in all, then the row is recorded as ``failed``
+with the reason. Nothing is guessed and no row is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import ValidationError
+
+from .. import registry
+from ..atomic import atomic_path
+from ..errors import R2LError
+from ..progress import progress_bar
+from ..reports import read_reports
+from ..task import PromptVariant, TaskSpec
+from .labeler import Labeler, LabelRequest, RowFailure
+from .store import LabelStore, Result, RunKey
+
+log = logging.getLogger(__name__)
+
+STORE_NAME = "labels.sqlite"
+OUTPUT_COLUMNS = (
+    "status", "reason", "attempts", "raw_answer", "answer", "task", "task_version", "prompt", "prompt_hash",
+    "backend", "model", "params", "text_hash", "labelled_at",
+)
+
+
+@dataclass
+class LabelSummary:
+    """What a labelling run did."""
+
+    output: Path
+    total: int
+    labelled: int
+    failed: int
+    reused: int
+    asked: int
+    backend_calls: int
+    seconds: float
+    label_counts: dict[str, dict[Any, int]] = field(default_factory=dict)
+    failure_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reports_per_second(self) -> float:
+        return self.asked / self.seconds if self.seconds > 0 else 0.0
+
+
+def build_options(cls: type[Labeler], options: dict[str, Any]) -> Labeler.Options:
+    """Validate backend options, naming the offending option."""
+    try:
+        return cls.Options.model_validate(options)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "options"
+        raise R2LError(f"backend {cls.name!r}: option {where!r}: {err['msg']}") from None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _label_batch(
+    labeler: Labeler, task: TaskSpec, prompt: PromptVariant, rows: pd.DataFrame, max_attempts: int
+) -> list[Result]:
+    """Ask the backend for one batch, re-asking invalid answers with a corrective message."""
+    conversations = {r.report_id: prompt.messages(r.text) for r in rows.itertuples()}
+    attempts: Counter[str] = Counter()
+    results: dict[str, Result] = {}
+    active = list(rows.itertuples())
+    while active:
+        requests = [LabelRequest(r.report_id, r.text, tuple(conversations[r.report_id])) for r in active]
+        answers = labeler.label(requests)
+        if len(answers) != len(requests):
+            raise R2LError(f"backend {labeler.name!r} returned {len(answers)} answers for {len(requests)} reports")
+        retry = []
+        for row, raw in zip(active, answers):
+            attempts[row.report_id] += 1
+            n = attempts[row.report_id]
+            if isinstance(raw, RowFailure):
+                results[row.report_id] = Result(row.report_id, row.text_hash, "failed", None, str(raw), n, None, _now())
+                continue
+            checked = task.validate_answer(raw)
+            if checked.answer is not None:
+                results[row.report_id] = Result(row.report_id, row.text_hash, "labelled", checked.answer, None, n, raw, _now())
+            elif n >= max_attempts:
+                reason = f"invalid answer after {n} attempt{'s' * (n > 1)}: {checked.reason}"
+                results[row.report_id] = Result(row.report_id, row.text_hash, "failed", None, reason, n, raw, _now())
+            else:
+                log.debug("report %s: invalid answer (%s), asking again", row.report_id, checked.reason)
+                conversations[row.report_id] += prompt.corrective_turns(raw, checked.reason or "", task.answer_schema)
+                retry.append(row)
+        active = retry
+    return [results[r.report_id] for r in rows.itertuples()]
+
+
+def _prechecked(rows: pd.DataFrame, max_chars: int) -> tuple[pd.DataFrame, list[Result]]:
+    """Split off rows that fail before any backend call: empty or overlong reports."""
+    stripped = rows["text"].str.strip()
+    lengths = rows["text"].str.len()
+    bad = (stripped == "") | (lengths > max_chars)
+    failures = [
+        Result(
+            r.report_id, r.text_hash, "failed", None,
+            "empty report" if not r.text.strip() else f"report has {len(r.text)} characters, more than max_chars={max_chars}",
+            0, None, _now(),
+        )
+        for r in rows[bad].itertuples()
+    ]
+    return rows[~bad], failures
+
+
+def _write_output(table: pd.DataFrame, task: TaskSpec, outdir: Path, parquet: bool) -> pd.DataFrame:
+    answers = table["answer"].map(lambda a: json.loads(a) if isinstance(a, str) else {})
+    out = pd.DataFrame({"report_id": table["report_id"]})
+    for name in task.labels:
+        out[name] = pd.array([a.get(name) for a in answers])
+    for column in OUTPUT_COLUMNS:
+        out[column] = table[column]
+    out["attempts"] = out["attempts"].astype(int)
+    with atomic_path(outdir / "labels.csv") as tmp:
+        out.to_csv(tmp, index=False)
+    if parquet:
+        with atomic_path(outdir / "labels.parquet") as tmp:
+            out.to_parquet(tmp, index=False)
+    return out
+
+
+def label(
+    task: str | TaskSpec,
+    reports: str | Path,
+    outdir: str | Path,
+    *,
+    backend: str = "rules",
+    options: dict[str, Any] | None = None,
+    prompt: str | None = None,
+    id_col: str = "report_id",
+    text_col: str = "text",
+    batch_size: int | None = None,
+    max_attempts: int = 3,
+    max_chars: int = 50_000,
+    parquet: bool = False,
+    show_progress: bool = True,
+) -> LabelSummary:
+    """Label every report of ``reports`` into ``outdir/labels.csv``; resumes from ``outdir/labels.sqlite``."""
+    if max_attempts < 1:
+        raise R2LError("max_attempts must be at least 1")
+    spec = registry.task(task) if isinstance(task, str) else task
+    cls = registry.labeler(backend)
+    opts = build_options(cls, options or {})
+    variant = spec.prompt(prompt)
+    table = read_reports(reports, id_col, text_col)
+    outdir = Path(outdir)
+    store = LabelStore(outdir / STORE_NAME)
+    start = time.perf_counter()
+    asked = calls = 0
+    try:
+        labeler = cls(spec, variant, opts)
+        try:
+            key = RunKey(spec.name, spec.version, variant.hash if cls.uses_prompt else "", cls.name, labeler.model_id)
+            prompt_name = variant.name if cls.uses_prompt else ""
+            done = store.done(key)
+            finished = [(i, h) in done for i, h in zip(table["report_id"], table["text_hash"])]
+            pending, failures = _prechecked(table[[not f for f in finished]], max_chars)
+            if failures:
+                store.put(key, prompt_name, labeler.params, failures)
+            size = batch_size or cls.batch_size
+            with progress_bar(f"labelling ({cls.name})", total=len(pending), enabled=show_progress) as advance:
+                for offset in range(0, len(pending), size):
+                    batch = pending.iloc[offset : offset + size]
+                    results = _label_batch(labeler, spec, variant, batch, max_attempts)
+                    store.put(key, prompt_name, labeler.params, results)
+                    asked += len(batch)
+                    calls += sum(r.attempts for r in results)
+                    advance(len(batch))
+        finally:
+            labeler.close()
+        seconds = time.perf_counter() - start
+        stored = store.table(key)
+    finally:
+        store.close()
+    merged = table[["report_id", "text_hash"]].merge(stored, on=["report_id", "text_hash"], how="left")
+    out = _write_output(merged, spec, outdir, parquet)
+    labelled = out[out["status"] == "labelled"]
+    failed = out[out["status"] == "failed"]
+    return LabelSummary(
+        output=outdir / "labels.csv",
+        total=len(out),
+        labelled=len(labelled),
+        failed=len(failed),
+        reused=int(sum(finished)),
+        asked=asked,
+        backend_calls=calls,
+        seconds=seconds,
+        label_counts={name: dict(sorted(Counter(labelled[name].tolist()).items())) for name in spec.labels},
+        failure_reasons=dict(Counter(failed["reason"]).most_common(5)),
+    )

@@ -1,0 +1,86 @@
+"""Binary agreement metrics with 95% confidence intervals.
+
+Proportions (accuracy, sensitivity, specificity, PPV, NPV) get Wilson score intervals; F1 and
+Cohen's kappa get percentile intervals from a bootstrap of the confusion matrix (resampling
+report pairs is a multinomial draw over its four cells, so the cost does not grow with n).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.stats import binomtest
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float
+    low: float
+    high: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Confusion:
+    tn: int
+    fp: int
+    fn: int
+    tp: int
+
+    @classmethod
+    def of(cls, y_true: np.ndarray, y_pred: np.ndarray) -> Confusion:
+        t, p = np.asarray(y_true).astype(bool), np.asarray(y_pred).astype(bool)
+        return cls(int((~t & ~p).sum()), int((~t & p).sum()), int((t & ~p).sum()), int((t & p).sum()))
+
+    @property
+    def n(self) -> int:
+        return self.tn + self.fp + self.fn + self.tp
+
+
+def wilson(successes: int, trials: int) -> Estimate:
+    if trials == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"))
+    ci = binomtest(successes, trials).proportion_ci(confidence_level=0.95, method="wilson")
+    return Estimate(successes / trials, float(ci.low), float(ci.high))
+
+
+def _f1(tn, fp, fn, tp):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 2 * tp / (2 * tp + fp + fn)
+
+
+def _kappa(tn, fp, fn, tp):
+    n = tn + fp + fn + tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        observed = (tp + tn) / n
+        expected = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / n**2
+        return (observed - expected) / (1 - expected)
+
+
+def _bootstrapped(statistic, c: Confusion, n_boot: int, seed: int) -> Estimate:
+    value = float(statistic(c.tn, c.fp, c.fn, c.tp))
+    if c.n == 0:
+        return Estimate(value, float("nan"), float("nan"))
+    cells = np.random.default_rng(seed).multinomial(c.n, np.array([c.tn, c.fp, c.fn, c.tp]) / c.n, size=n_boot)
+    draws = statistic(*cells.T.astype(float))
+    draws = draws[np.isfinite(draws)]
+    if draws.size == 0:
+        return Estimate(value, float("nan"), float("nan"))
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return Estimate(value, float(low), float(high))
+
+
+def binary_agreement(c: Confusion, n_boot: int = 2000, seed: int = 0) -> dict[str, Estimate]:
+    """Accuracy, sensitivity, specificity, PPV, NPV, F1 and Cohen's kappa of a confusion matrix."""
+    return {
+        "accuracy": wilson(c.tp + c.tn, c.n),
+        "sensitivity": wilson(c.tp, c.tp + c.fn),
+        "specificity": wilson(c.tn, c.tn + c.fp),
+        "ppv": wilson(c.tp, c.tp + c.fp),
+        "npv": wilson(c.tn, c.tn + c.fn),
+        "f1": _bootstrapped(_f1, c, n_boot, seed),
+        "kappa": _bootstrapped(_kappa, c, n_boot, seed),
+    }

@@ -1,0 +1,92 @@
+"""Reading report tables (CSV, TSV, Parquet, JSONL) into ``report_id``/``text`` rows, with clear errors."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import R2LError
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise R2LError(
+            f"{path}: line {line}: byte 0x{data[exc.start]:02x} at offset {exc.start} is not UTF-8; "
+            "re-save the file as UTF-8"
+        ) from None
+
+
+def read_table(path: str | Path, str_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Read a CSV/TSV/Parquet/JSONL table; ``str_columns`` are kept as text (ids)."""
+    path = Path(path)
+    if not path.is_file():
+        raise R2LError(f"{path}: no such file")
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise R2LError(f"{path}: unknown table format {path.suffix!r} (use {', '.join(sorted(FORMATS))})")
+    try:
+        if kind == "parquet":
+            frame = pd.read_parquet(path)
+        elif kind == "jsonl":
+            frame = pd.read_json(io.StringIO(_decode(path)), lines=True, dtype=False)
+        else:
+            dtype = {column: str for column in str_columns}
+            sep = "\t" if kind == "tsv" else ","
+            frame = pd.read_csv(io.StringIO(_decode(path)), sep=sep, dtype=dtype, keep_default_na=False, na_values=[""])
+    except R2LError:
+        raise
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise R2LError(f"{path}: cannot be read as {kind}: {str(exc).splitlines()[0]}") from None
+    if frame.empty:
+        raise R2LError(f"{path}: the table has no rows")
+    return frame
+
+
+def require_columns(frame: pd.DataFrame, path: Path, columns: dict[str, str]) -> None:
+    """Fail naming the first missing column; ``columns`` maps column name to the option that sets it."""
+    for column, option in columns.items():
+        if column not in frame.columns:
+            have = ", ".join(map(str, frame.columns))
+            raise R2LError(f"{path}: no column {column!r} (columns: {have}); choose it with {option}")
+
+
+def read_reports(path: str | Path, id_col: str = "report_id", text_col: str = "text") -> pd.DataFrame:
+    """Reports as a frame with ``report_id``, ``text`` and ``text_hash``, one row per id, in file order.
+
+    Rows repeating an id with the same text are merged; the same id with different texts is an error.
+    An empty text is kept (the engine records it as failed).
+    """
+    path = Path(path)
+    frame = read_table(path, (id_col,))
+    require_columns(frame, path, {id_col: "--id-col", text_col: "--text-col"})
+    ids = frame[id_col]
+    missing = ids.isna() | (ids.astype(str).str.strip() == "")
+    if missing.any():
+        row = int(missing.to_numpy().nonzero()[0][0]) + 1
+        raise R2LError(f"{path}: row {row}: empty {id_col!r}")
+    reports = pd.DataFrame({
+        "report_id": ids.astype(str).str.strip(),
+        "text": frame[text_col].fillna("").astype(str),
+    })
+    reports["text_hash"] = reports["text"].map(text_hash)
+    reports["row"] = range(1, len(reports) + 1)
+    distinct = reports.drop_duplicates(["report_id", "text_hash"])
+    conflicts = distinct[distinct.duplicated("report_id", keep=False)]
+    if not conflicts.empty:
+        report_id = conflicts["report_id"].iloc[0]
+        rows = " and ".join(str(r) for r in conflicts.loc[conflicts["report_id"] == report_id, "row"].iloc[:2])
+        raise R2LError(f"{path}: report id {report_id!r} appears in rows {rows} with different texts")
+    return reports.drop_duplicates("report_id").reset_index(drop=True)

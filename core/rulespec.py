@@ -1,0 +1,41 @@
+"""What a task tells the rule-based labeler: regular expressions per finding, no engine.
+
+The engine (negation, uncertainty, history and scope handling) lives in the ``rules`` backend;
+a task only supplies the words of its domain. All patterns are case-insensitive regexes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TriggerKind = Literal[
+    "pre_negation", "post_negation", "pre_uncertainty", "post_uncertainty", "pseudo", "history", "terminator"
+]
+
+
+class FindingRule(BaseModel):
+    """How one 0/1 answer field is decided from the mentions of a finding."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    label: str = Field(description="The answer field this rule sets.")
+    mentions: tuple[str, ...] = Field(min_length=1, description="Words that mention the finding.")
+    unmentions: tuple[str, ...] = Field((), description="Matches that are never mentions (e.g. 'Materialbruch').")
+    sites: tuple[str, ...] = Field((), description="Locations that make a nearby mention count.")
+    other_sites: tuple[str, ...] = Field((), description="Locations that make a nearby mention irrelevant.")
+    uncertain: Literal[0, 1] = Field(1, description="The answer for a suspected finding.")
+    resolved: tuple[str, ...] = Field(
+        (), description="Statements that a treated finding has resolved; historical mentions then count 0."
+    )
+
+
+class RuleSet(BaseModel):
+    """A task's rule patterns: findings plus extra triggers added to the backend's German/English sets."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    findings: tuple[FindingRule, ...] = Field(min_length=1)
+    triggers: dict[TriggerKind, tuple[str, ...]] = {}
+    ignored_sections: tuple[str, ...] = Field(
+        (), description="Extra section headings whose text is not read (clinical question, history)."
+    )

@@ -1,0 +1,169 @@
+"""Task specs: the question asked of a report, its prompt variants and the answer's schema."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    computed_field,
+    model_validator,
+)
+
+from .errors import R2LError
+from .image_model import ImageModelSpec
+from .rulespec import RuleSet
+
+
+def _exact_int(value: Any) -> Any:
+    if type(value) is not int:
+        raise ValueError("must be the integer 0 or 1")
+    return value
+
+
+Binary = Annotated[Literal[0, 1], BeforeValidator(_exact_int)]
+"""A 0/1 answer field that refuses ``true``, ``1.0`` and ``"1"``: use it in answer models."""
+
+DEFAULT_CORRECTION = (
+    "Your answer was invalid: {reason}. Answer again with only a JSON object that matches "
+    "this JSON Schema, nothing else: {schema}"
+)
+
+
+class FewShotExample(BaseModel):
+    """A worked example shown to the model before the report."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    report: str
+    answer: dict[str, Any]
+
+
+class PromptVariant(BaseModel):
+    """One wording of a task's question; its hash identifies it in every stored label."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    language: str
+    instructions: str = Field(description="System text: the task definition and the answer format.")
+    examples: tuple[FewShotExample, ...] = ()
+    report_template: str = Field("{report}", description="The user turn; must contain {report}.")
+    correction: str = Field(DEFAULT_CORRECTION, description="Sent after an invalid answer; {reason}, {schema}.")
+
+    @model_validator(mode="after")
+    def _check_templates(self) -> PromptVariant:
+        if "{report}" not in self.report_template:
+            raise ValueError(f"prompt {self.name!r}: report_template must contain {{report}}")
+        return self
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def hash(self) -> str:
+        content = self.model_dump(exclude={"hash"}, mode="json")
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
+
+    def messages(self, report: str) -> list[dict[str, str]]:
+        """Chat messages for one report: instructions first, the report last (a shared prefix)."""
+        messages = [{"role": "system", "content": self.instructions}]
+        for example in self.examples:
+            messages.append({"role": "user", "content": self.report_template.format(report=example.report)})
+            messages.append({"role": "assistant", "content": json.dumps(example.answer)})
+        messages.append({"role": "user", "content": self.report_template.format(report=report)})
+        return messages
+
+    def corrective_turns(self, raw: str, reason: str, schema: dict) -> list[dict[str, str]]:
+        """The turns appended after an invalid answer ``raw``."""
+        text = self.correction.format(reason=reason, schema=json.dumps(schema, separators=(",", ":")))
+        return [{"role": "assistant", "content": raw}, {"role": "user", "content": text}]
+
+
+@dataclass(frozen=True)
+class Validation:
+    """A raw answer checked against the task's schema: ``answer`` or the ``reason`` it is invalid."""
+
+    answer: dict[str, Any] | None = None
+    reason: str | None = None
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+
+class TaskSpec(BaseModel):
+    """A question asked of each report, with everything needed to ask, check and learn it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    version: str
+    description: str
+    languages: tuple[str, ...]
+    prompts: tuple[PromptVariant, ...] = Field(min_length=1)
+    answer_model: type[BaseModel] = Field(exclude=True)
+    labels: tuple[str, ...] = ()
+    rules: RuleSet | None = None
+    recipe: ImageModelSpec | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> TaskSpec:
+        fields = tuple(self.answer_model.model_fields)
+        if not self.labels:
+            object.__setattr__(self, "labels", fields)
+        unknown = set(self.labels) - set(fields)
+        if unknown:
+            raise ValueError(f"task {self.name!r}: labels {sorted(unknown)} are not fields of the answer model")
+        names = [p.name for p in self.prompts]
+        if len(set(names)) != len(names):
+            raise ValueError(f"task {self.name!r}: prompt variant names must be unique")
+        return self
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def answer_schema(self) -> dict[str, Any]:
+        """JSON Schema of the answer: what constrained decoding uses."""
+        return self.answer_model.model_json_schema()
+
+    def prompt(self, name: str | None = None) -> PromptVariant:
+        """The named prompt variant, or the first one."""
+        if name is None:
+            return self.prompts[0]
+        for variant in self.prompts:
+            if variant.name == name:
+                return variant
+        choices = ", ".join(p.name for p in self.prompts)
+        raise R2LError(f"task {self.name!r} has no prompt variant {name!r} (variants: {choices})")
+
+    def validate_answer(self, raw: str) -> Validation:
+        """Turn a model's raw text into a validated answer, or say precisely why not.
+
+        Accepted: a JSON object, optionally in a Markdown code fence; for a one-field answer model
+        also the bare value (``1`` for ``{"fracture": 1}``), the answer shape of the original study.
+        """
+        text = raw.strip()
+        fenced = _FENCE.match(text)
+        if fenced:
+            text = fenced.group(1)
+        if not text:
+            return Validation(reason="empty answer")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return Validation(reason=f"not JSON ({exc.msg} at character {exc.pos})")
+        fields = list(self.answer_model.model_fields)
+        if not isinstance(value, dict):
+            if len(fields) != 1 or isinstance(value, list):
+                return Validation(reason=f"expected a JSON object, got {type(value).__name__}")
+            value = {fields[0]: value}
+        try:
+            answer = self.answer_model.model_validate(value)
+        except ValidationError as exc:
+            problems = [
+                f"field {'.'.join(str(p) for p in err['loc']) or '(root)'!r}: {err['msg']}" for err in exc.errors()
+            ]
+            return Validation(reason="; ".join(problems))
+        return Validation(answer=answer.model_dump(mode="json"))

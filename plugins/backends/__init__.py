@@ -1,0 +1,1 @@
+"""Labelling and training backends, each a plugin module of its own."""
