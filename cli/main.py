@@ -76,8 +76,15 @@ def tasks(name: str | None, as_json: bool) -> None:
     for spec in specs:
         prompts = "\n".join(f"{p.name} ({p.hash})" for p in spec.prompts)
         recipe = f"{spec.recipe.architecture} {spec.recipe.image_size}px" if spec.recipe else "-"
-        table.add_row(spec.name, spec.version, ", ".join(spec.labels), ", ".join(spec.languages), prompts,
-                      "yes" if spec.rules else "no", recipe)
+        table.add_row(
+            spec.name,
+            spec.version,
+            ", ".join(spec.labels),
+            ", ".join(spec.languages),
+            prompts,
+            "yes" if spec.rules else "no",
+            recipe,
+        )
     console.print(table)
     labelers = registry.labelers()
     console.print("labelling backends: " + ", ".join(sorted(labelers)))
@@ -94,14 +101,38 @@ def tasks(name: str | None, as_json: bool) -> None:
 @click.option("--id-col", default="report_id", show_default=True)
 @click.option("--text-col", default="text", show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), help="Reports per backend call (default: the backend's).")
-@click.option("--max-attempts", type=click.IntRange(1), default=3, show_default=True,
-              help="Attempts per report, the corrective re-asks included.")
-@click.option("--max-chars", type=click.IntRange(1), default=50_000, show_default=True,
-              help="Longer reports are recorded as failed, not sent.")
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="Attempts per report, the corrective re-asks included.",
+)
+@click.option(
+    "--max-chars",
+    type=click.IntRange(1),
+    default=50_000,
+    show_default=True,
+    help="Longer reports are recorded as failed, not sent.",
+)
 @click.option("--parquet", is_flag=True, help="Also write labels.parquet.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def label(task, reports, outdir, backend, model, options, prompt, id_col, text_col, batch_size, max_attempts,
-          max_chars, parquet, no_progress) -> None:
+def label(
+    task,
+    reports,
+    outdir,
+    backend,
+    model,
+    options,
+    prompt,
+    id_col,
+    text_col,
+    batch_size,
+    max_attempts,
+    max_chars,
+    parquet,
+    no_progress,
+) -> None:
     """Label every report of REPORTS (CSV, TSV, Parquet or JSONL) for TASK into OUTDIR/labels.csv.
 
     Results are stored in OUTDIR/labels.sqlite as they arrive; a rerun resumes and asks the
@@ -111,11 +142,23 @@ def label(task, reports, outdir, backend, model, options, prompt, id_col, text_c
     if model:
         opts["model"] = model
     summary = run_label(
-        task, reports, outdir, backend=backend, options=opts, prompt=prompt, id_col=id_col, text_col=text_col,
-        batch_size=batch_size, max_attempts=max_attempts, max_chars=max_chars, parquet=parquet,
+        task,
+        reports,
+        outdir,
+        backend=backend,
+        options=opts,
+        prompt=prompt,
+        id_col=id_col,
+        text_col=text_col,
+        batch_size=batch_size,
+        max_attempts=max_attempts,
+        max_chars=max_chars,
+        parquet=parquet,
         show_progress=not no_progress,
     )
-    counts = "; ".join(f"{name}: " + ", ".join(f"{k}={v}" for k, v in c.items()) for name, c in summary.label_counts.items())
+    counts = "; ".join(
+        f"{name}: " + ", ".join(f"{k}={v}" for k, v in c.items()) for name, c in summary.label_counts.items()
+    )
     console.print(
         f"[bold]{summary.total}[/] reports: [green]{summary.labelled} labelled[/], "
         f"[red]{summary.failed} failed[/]; {summary.reused} already stored, {summary.asked} asked "
@@ -148,7 +191,9 @@ def eval_labels(labels, gold, id_col, gold_col, text_col, outdir) -> None:
         console.print(table)
         c = result.confusion
         console.print(f"confusion (gold × label): TN={c.tn} FP={c.fp} FN={c.fn} TP={c.tp}")
-    console.print(f"compared {report.compared} reports; {report.failed} failed and {report.missing} unlabelled excluded")
+    console.print(
+        f"compared {report.compared} reports; {report.failed} failed and {report.missing} unlabelled excluded"
+    )
     console.print(f"disagreements: {report.disagreements}\nmetrics: {report.summary}")
 
 

@@ -15,6 +15,18 @@ from .rulespec import FindingRule, RuleSet
 from .task import Binary, FewShotExample, PromptVariant, TaskSpec
 
 __all__ = [
-    "Binary", "FewShotExample", "FindingRule", "ImageModelSpec", "LabelRequest", "Labeler", "PromptVariant",
-    "R2LError", "RowFailure", "RuleSet", "TaskSpec", "eval_labels", "hookimpl", "label",
+    "Binary",
+    "FewShotExample",
+    "FindingRule",
+    "ImageModelSpec",
+    "LabelRequest",
+    "Labeler",
+    "PromptVariant",
+    "R2LError",
+    "RowFailure",
+    "RuleSet",
+    "TaskSpec",
+    "eval_labels",
+    "hookimpl",
+    "label",
 ]

@@ -1,6 +1,6 @@
 """Hook specifications: every task, labelling backend and trainer arrives through these hooks."""
 
-from typing import Callable
+from collections.abc import Callable
 
 import pluggy
 
@@ -25,4 +25,7 @@ def register_trainers(register: Callable) -> None:
 
 @hookspec
 def register_examples(register: Callable) -> None:
-    """Register example-data writers: ``register(task_name, write)`` with ``write(directory, seed, n_reports, image_size)``."""
+    """Register example-data writers: ``register(task_name, write)``.
+
+    ``write(directory, seed, n_reports, image_size)`` writes the data and returns counts by kind.
+    """

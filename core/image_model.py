@@ -6,13 +6,14 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import Field, computed_field
+
+from .spec import Spec
 
 
-class Preprocessing(BaseModel):
+class Preprocessing(Spec):
     """Applied identically at training, evaluation and inference time."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     intensity: Literal["minmax"] = "minmax"
     foreground_range: tuple[float, float] | None = Field(
         (0.3, 0.7), description="Crop to pixels whose scaled intensity lies in this range; None: no crop."
@@ -21,10 +22,9 @@ class Preprocessing(BaseModel):
     interpolation: Literal["area", "bilinear"] = "area"
 
 
-class Augmentation(BaseModel):
+class Augmentation(Spec):
     """Training-only random transforms."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     crop_fraction: float = Field(0.9, gt=0, le=1, description="Random scaled crop keeping this share of each side.")
     rotate_degrees: float = Field(15.0, ge=0)
     rotate_p: float = Field(0.8, ge=0, le=1)
@@ -32,8 +32,7 @@ class Augmentation(BaseModel):
     zoom: tuple[float, float] = (1.0, 1.3)
 
 
-class Optimisation(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class Optimisation(Spec):
     optimizer: Literal["adamw"] = "adamw"
     lr: float = Field(1e-5, gt=0)
     weight_decay: float = Field(0.01, ge=0)
@@ -41,10 +40,9 @@ class Optimisation(BaseModel):
     max_lr: float = Field(5e-3, gt=0, description="OneCycle peak learning rate, stepped per batch.")
 
 
-class ImageModelSpec(BaseModel):
+class ImageModelSpec(Spec):
     """A training recipe: the timm model by name and how to feed and fit it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     architecture: str = Field(description="A timm model name.")
     in_chans: int = Field(1, ge=1)
     image_size: int = Field(ge=16)

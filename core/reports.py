@@ -77,10 +77,12 @@ def read_reports(path: str | Path, id_col: str = "report_id", text_col: str = "t
     if missing.any():
         row = int(missing.to_numpy().nonzero()[0][0]) + 1
         raise R2LError(f"{path}: row {row}: empty {id_col!r}")
-    reports = pd.DataFrame({
-        "report_id": ids.astype(str).str.strip(),
-        "text": frame[text_col].fillna("").astype(str),
-    })
+    reports = pd.DataFrame(
+        {
+            "report_id": ids.astype(str).str.strip(),
+            "text": frame[text_col].fillna("").astype(str),
+        }
+    )
     reports["text_hash"] = reports["text"].map(text_hash)
     reports["row"] = range(1, len(reports) + 1)
     distinct = reports.drop_duplicates(["report_id", "text_hash"])

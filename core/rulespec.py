@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from .spec import Spec
 
 TriggerKind = Literal[
     "pre_negation", "post_negation", "pre_uncertainty", "post_uncertainty", "pseudo", "history", "terminator"
 ]
 
 
-class FindingRule(BaseModel):
+class FindingRule(Spec):
     """How one 0/1 answer field is decided from the mentions of a finding."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     label: str = Field(description="The answer field this rule sets.")
     mentions: tuple[str, ...] = Field(min_length=1, description="Words that mention the finding.")
     unmentions: tuple[str, ...] = Field((), description="Matches that are never mentions (e.g. 'Materialbruch').")
@@ -30,10 +31,9 @@ class FindingRule(BaseModel):
     )
 
 
-class RuleSet(BaseModel):
+class RuleSet(Spec):
     """A task's rule patterns: findings plus extra triggers added to the backend's German/English sets."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     findings: tuple[FindingRule, ...] = Field(min_length=1)
     triggers: dict[TriggerKind, tuple[str, ...]] = {}
     ignored_sections: tuple[str, ...] = Field(

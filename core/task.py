@@ -21,6 +21,7 @@ from pydantic import (
 from .errors import R2LError
 from .image_model import ImageModelSpec
 from .rulespec import RuleSet
+from .spec import Spec
 
 
 def _exact_int(value: Any) -> Any:
@@ -38,18 +39,16 @@ DEFAULT_CORRECTION = (
 )
 
 
-class FewShotExample(BaseModel):
+class FewShotExample(Spec):
     """A worked example shown to the model before the report."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     report: str
     answer: dict[str, Any]
 
 
-class PromptVariant(BaseModel):
+class PromptVariant(Spec):
     """One wording of a task's question; its hash identifies it in every stored label."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     name: str
     language: str
     instructions: str = Field(description="System text: the task definition and the answer format.")
@@ -95,10 +94,10 @@ class Validation:
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
 
-class TaskSpec(BaseModel):
+class TaskSpec(Spec):
     """A question asked of each report, with everything needed to ask, check and learn it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True)
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     version: str
     description: str

@@ -104,18 +104,30 @@ def eval_labels(
         confusion = Confusion.of(truth, predicted)
         results.append(LabelAgreement(name, columns[name], confusion, binary_agreement(confusion)))
         wrong = compared[truth != predicted]
-        disagreeing.append(pd.DataFrame({
-            "report_id": wrong["report_id"], "label": name, "predicted": wrong[name].astype(int),
-            "gold": wrong[f"gold:{name}"], "raw_answer": wrong["raw_answer"],
-            **({"text": wrong[text_col]} if text_col in wrong.columns else {}),
-        }))
+        disagreeing.append(
+            pd.DataFrame(
+                {
+                    "report_id": wrong["report_id"],
+                    "label": name,
+                    "predicted": wrong[name].astype(int),
+                    "gold": wrong[f"gold:{name}"],
+                    "raw_answer": wrong["raw_answer"],
+                    **({"text": wrong[text_col]} if text_col in wrong.columns else {}),
+                }
+            )
+        )
     outdir = Path(outdir) if outdir else labels.parent
     disagreements, summary = outdir / "disagreements.csv", outdir / "label_eval.json"
     with atomic_path(disagreements) as tmp:
         pd.concat(disagreeing).to_csv(tmp, index=False)
     report = {
-        "labels": str(labels), "gold": str(gold), "task": spec.name, "compared": len(compared),
-        "failed": failed, "missing": missing, "per_label": [r.as_dict() for r in results],
+        "labels": str(labels),
+        "gold": str(gold),
+        "task": spec.name,
+        "compared": len(compared),
+        "failed": failed,
+        "missing": missing,
+        "per_label": [r.as_dict() for r in results],
     }
     with atomic_path(summary) as tmp:
         tmp.write_text(json.dumps(report, indent=2))

@@ -32,8 +32,20 @@ log = logging.getLogger(__name__)
 
 STORE_NAME = "labels.sqlite"
 OUTPUT_COLUMNS = (
-    "status", "reason", "attempts", "raw_answer", "answer", "task", "task_version", "prompt", "prompt_hash",
-    "backend", "model", "params", "text_hash", "labelled_at",
+    "status",
+    "reason",
+    "attempts",
+    "raw_answer",
+    "answer",
+    "task",
+    "task_version",
+    "prompt",
+    "prompt_hash",
+    "backend",
+    "model",
+    "params",
+    "text_hash",
+    "labelled_at",
 )
 
 
@@ -85,7 +97,7 @@ def _label_batch(
         if len(answers) != len(requests):
             raise R2LError(f"backend {labeler.name!r} returned {len(answers)} answers for {len(requests)} reports")
         retry = []
-        for row, raw in zip(active, answers):
+        for row, raw in zip(active, answers, strict=True):
             attempts[row.report_id] += 1
             n = attempts[row.report_id]
             if isinstance(raw, RowFailure):
@@ -93,7 +105,9 @@ def _label_batch(
                 continue
             checked = task.validate_answer(raw)
             if checked.answer is not None:
-                results[row.report_id] = Result(row.report_id, row.text_hash, "labelled", checked.answer, None, n, raw, _now())
+                results[row.report_id] = Result(
+                    row.report_id, row.text_hash, "labelled", checked.answer, None, n, raw, _now()
+                )
             elif n >= max_attempts:
                 reason = f"invalid answer after {n} attempt{'s' * (n > 1)}: {checked.reason}"
                 results[row.report_id] = Result(row.report_id, row.text_hash, "failed", None, reason, n, raw, _now())
@@ -112,9 +126,16 @@ def _prechecked(rows: pd.DataFrame, max_chars: int) -> tuple[pd.DataFrame, list[
     bad = (stripped == "") | (lengths > max_chars)
     failures = [
         Result(
-            r.report_id, r.text_hash, "failed", None,
-            "empty report" if not r.text.strip() else f"report has {len(r.text)} characters, more than max_chars={max_chars}",
-            0, None, _now(),
+            r.report_id,
+            r.text_hash,
+            "failed",
+            None,
+            "empty report"
+            if not r.text.strip()
+            else f"report has {len(r.text)} characters, more than max_chars={max_chars}",
+            0,
+            None,
+            _now(),
         )
         for r in rows[bad].itertuples()
     ]
@@ -171,7 +192,7 @@ def label(
             key = RunKey(spec.name, spec.version, variant.hash if cls.uses_prompt else "", cls.name, labeler.model_id)
             prompt_name = variant.name if cls.uses_prompt else ""
             done = store.done(key)
-            finished = [(i, h) in done for i, h in zip(table["report_id"], table["text_hash"])]
+            finished = [(i, h) in done for i, h in zip(table["report_id"], table["text_hash"], strict=True)]
             pending, failures = _prechecked(table[[not f for f in finished]], max_chars)
             if failures:
                 store.put(key, prompt_name, labeler.params, failures)

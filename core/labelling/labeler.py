@@ -59,5 +59,5 @@ class Labeler(ABC):
     def label(self, requests: list[LabelRequest]) -> list[str | RowFailure]:
         """Return one raw answer text (or a :class:`RowFailure`) per request, in order."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook, no-op by default)
         """Release servers, models or connections."""

@@ -90,9 +90,17 @@ class LabelStore:
         """Store a batch of results in one transaction."""
         rows = [
             (
-                r.report_id, r.text_hash, *key.values(), r.status,
+                r.report_id,
+                r.text_hash,
+                *key.values(),
+                r.status,
                 json.dumps(r.answer) if r.answer is not None else None,
-                r.reason, r.attempts, r.raw_answer, prompt, json.dumps(params, sort_keys=True), r.labelled_at,
+                r.reason,
+                r.attempts,
+                r.raw_answer,
+                prompt,
+                json.dumps(params, sort_keys=True),
+                r.labelled_at,
             )
             for r in results
         ]

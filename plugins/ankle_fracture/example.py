@@ -31,62 +31,127 @@ class Case:
 
 
 CASES = (
-    Case("negation", 0, (
-        "Keine Fraktur.", "Kein Frakturnachweis.", "Kein Anhalt für eine Fraktur.", "Ossär intakt.",
-        "Kein Nachweis einer Fraktur oder Luxation.", "Distale Fibula und Tibia ohne Frakturnachweis.",
-        "Keine Fraktur im Bereich des oberen Sprunggelenks.", "Kein Hinweis auf eine frische knöcherne Verletzung.",
-    ), ("Frakturausschluss.", "Fraktur ausgeschlossen.", "Kein Frakturnachweis.", "Unauffälliger ossärer Befund.")),
-    Case("other-bone", 0, (
-        "Nicht dislozierte Fraktur der Basis des Os metatarsale V. Das OSG ist ossär intakt.",
-        "Basisfraktur MT V. Malleolengabel regelrecht.", "Fraktur des Kalkaneus ohne Gelenkbeteiligung.",
-        "Kalkaneusfraktur. Keine Fraktur im OSG.", "Fraktur der Grundphalanx der Großzehe. Sprunggelenk ossär intakt.",
-        "Jones-Fraktur am Mittelfuß. Außen- und Innenknöchel intakt.",
-    ), ("Fraktur des Mittelfußes, OSG ohne Fraktur.", "Keine Fraktur des oberen Sprunggelenks.")),
-    Case("healed", 0, (
-        "Z.n. Plattenosteosynthese der distalen Fibula bei Weber-B-Fraktur. Die Fraktur ist knöchern durchbaut, "
-        "eine Frakturlinie ist nicht mehr abgrenzbar.",
-        "Z.n. Schraubenosteosynthese des Innenknöchels. Keine Frakturlinie mehr abgrenzbar.",
-        "Einliegende Platte an der Fibula. Der Frakturspalt ist vollständig überbaut und nicht mehr abgrenzbar.",
-    ), ("Regelrechte Materiallage, konsolidierter Befund.", "Kein Materialbruch, keine Lockerung."), hardware=True),
-    Case("weber", 1, (
-        "Weber-A-Fraktur der Fibulaspitze.", "Weber-B-Fraktur der distalen Fibula mit Dislokation um 2 mm.",
-        "Schräg verlaufende Fraktur des Außenknöchels, Typ Weber C.", "Fibulafraktur Typ Weber B.",
-    ), ("Weber-B-Fraktur.", "Fraktur der distalen Fibula.", "Außenknöchelfraktur.")),
-    Case("malleolar", 1, (
-        "Bimalleoläre Fraktur mit Subluxation des Talus.",
-        "Trimalleoläre Luxationsfraktur unter Beteiligung des Volkmann-Dreiecks.", "Fraktur des Innenknöchels.",
-        "Nicht dislozierte Fraktur des Innenknöchels.", "Fraktur des Processus lateralis tali.",
-        "Distale Tibiafraktur mit Gelenkbeteiligung.",
-    ), ("Fraktur im oberen Sprunggelenk.", "OSG-Fraktur, Vorstellung in der Unfallchirurgie empfohlen.")),
-    Case("suspected", 1, (
-        "V.a. nicht dislozierte Fraktur der Fibulaspitze.", "Fragliche Fissur am Außenknöchel.",
-        "Eine Fraktur des Innenknöchels ist nicht sicher auszuschließen.",
-        "Verdacht auf eine Fraktur des Talus, ggf. CT-Abklärung.", "V.a. Fraktur.",
-    ), ("V.a. Fraktur, ggf. Verlaufskontrolle.", "Frakturverdacht am Außenknöchel.")),
-    Case("mixed", 1, (
-        "Keine Fraktur der Fibula, jedoch Fraktur des Innenknöchels.",
-        "Kein Nachweis einer Fibulafraktur, aber nicht dislozierte Fraktur des Innenknöchels.",
-        "Kalkaneusfraktur sowie Fraktur des Außenknöchels.", "Basisfraktur MT V sowie Weber-B-Fraktur.",
-    ), ("Innenknöchelfraktur.", "Fraktur im OSG.")),
-    Case("post-op", 1, (
-        "Z.n. Plattenosteosynthese bei Weber-B-Fraktur. Frakturspalt noch abgrenzbar.",
-        "Z.n. Schraubenosteosynthese einer Innenknöchelfraktur, die Frakturlinie ist noch zart sichtbar.",
-        "Z.n. operativer Versorgung einer bimalleolären Fraktur. Regelrechte Materiallage, kein Materialbruch.",
-    ), ("Noch nicht konsolidierte Fraktur.", "Regelrechte Materiallage."), hardware=True),
+    Case(
+        "negation",
+        0,
+        (
+            "Keine Fraktur.",
+            "Kein Frakturnachweis.",
+            "Kein Anhalt für eine Fraktur.",
+            "Ossär intakt.",
+            "Kein Nachweis einer Fraktur oder Luxation.",
+            "Distale Fibula und Tibia ohne Frakturnachweis.",
+            "Keine Fraktur im Bereich des oberen Sprunggelenks.",
+            "Kein Hinweis auf eine frische knöcherne Verletzung.",
+        ),
+        ("Frakturausschluss.", "Fraktur ausgeschlossen.", "Kein Frakturnachweis.", "Unauffälliger ossärer Befund."),
+    ),
+    Case(
+        "other-bone",
+        0,
+        (
+            "Nicht dislozierte Fraktur der Basis des Os metatarsale V. Das OSG ist ossär intakt.",
+            "Basisfraktur MT V. Malleolengabel regelrecht.",
+            "Fraktur des Kalkaneus ohne Gelenkbeteiligung.",
+            "Kalkaneusfraktur. Keine Fraktur im OSG.",
+            "Fraktur der Grundphalanx der Großzehe. Sprunggelenk ossär intakt.",
+            "Jones-Fraktur am Mittelfuß. Außen- und Innenknöchel intakt.",
+        ),
+        ("Fraktur des Mittelfußes, OSG ohne Fraktur.", "Keine Fraktur des oberen Sprunggelenks."),
+    ),
+    Case(
+        "healed",
+        0,
+        (
+            "Z.n. Plattenosteosynthese der distalen Fibula bei Weber-B-Fraktur. Die Fraktur ist knöchern durchbaut, "
+            "eine Frakturlinie ist nicht mehr abgrenzbar.",
+            "Z.n. Schraubenosteosynthese des Innenknöchels. Keine Frakturlinie mehr abgrenzbar.",
+            "Einliegende Platte an der Fibula. Der Frakturspalt ist vollständig überbaut und nicht mehr abgrenzbar.",
+        ),
+        ("Regelrechte Materiallage, konsolidierter Befund.", "Kein Materialbruch, keine Lockerung."),
+        hardware=True,
+    ),
+    Case(
+        "weber",
+        1,
+        (
+            "Weber-A-Fraktur der Fibulaspitze.",
+            "Weber-B-Fraktur der distalen Fibula mit Dislokation um 2 mm.",
+            "Schräg verlaufende Fraktur des Außenknöchels, Typ Weber C.",
+            "Fibulafraktur Typ Weber B.",
+        ),
+        ("Weber-B-Fraktur.", "Fraktur der distalen Fibula.", "Außenknöchelfraktur."),
+    ),
+    Case(
+        "malleolar",
+        1,
+        (
+            "Bimalleoläre Fraktur mit Subluxation des Talus.",
+            "Trimalleoläre Luxationsfraktur unter Beteiligung des Volkmann-Dreiecks.",
+            "Fraktur des Innenknöchels.",
+            "Nicht dislozierte Fraktur des Innenknöchels.",
+            "Fraktur des Processus lateralis tali.",
+            "Distale Tibiafraktur mit Gelenkbeteiligung.",
+        ),
+        ("Fraktur im oberen Sprunggelenk.", "OSG-Fraktur, Vorstellung in der Unfallchirurgie empfohlen."),
+    ),
+    Case(
+        "suspected",
+        1,
+        (
+            "V.a. nicht dislozierte Fraktur der Fibulaspitze.",
+            "Fragliche Fissur am Außenknöchel.",
+            "Eine Fraktur des Innenknöchels ist nicht sicher auszuschließen.",
+            "Verdacht auf eine Fraktur des Talus, ggf. CT-Abklärung.",
+            "V.a. Fraktur.",
+        ),
+        ("V.a. Fraktur, ggf. Verlaufskontrolle.", "Frakturverdacht am Außenknöchel."),
+    ),
+    Case(
+        "mixed",
+        1,
+        (
+            "Keine Fraktur der Fibula, jedoch Fraktur des Innenknöchels.",
+            "Kein Nachweis einer Fibulafraktur, aber nicht dislozierte Fraktur des Innenknöchels.",
+            "Kalkaneusfraktur sowie Fraktur des Außenknöchels.",
+            "Basisfraktur MT V sowie Weber-B-Fraktur.",
+        ),
+        ("Innenknöchelfraktur.", "Fraktur im OSG."),
+    ),
+    Case(
+        "post-op",
+        1,
+        (
+            "Z.n. Plattenosteosynthese bei Weber-B-Fraktur. Frakturspalt noch abgrenzbar.",
+            "Z.n. Schraubenosteosynthese einer Innenknöchelfraktur, die Frakturlinie ist noch zart sichtbar.",
+            "Z.n. operativer Versorgung einer bimalleolären Fraktur. Regelrechte Materiallage, kein Materialbruch.",
+        ),
+        ("Noch nicht konsolidierte Fraktur.", "Regelrechte Materiallage."),
+        hardware=True,
+    ),
 )
 WEIGHTS = np.array([0.2, 0.12, 0.08, 0.16, 0.14, 0.1, 0.1, 0.1])
 HEADERS = (
-    "Röntgen OSG {side} in 2 Ebenen.", "OSG {side} a.p. und seitlich:", "Sprunggelenk {side} in zwei Ebenen.",
+    "Röntgen OSG {side} in 2 Ebenen.",
+    "OSG {side} a.p. und seitlich:",
+    "Sprunggelenk {side} in zwei Ebenen.",
 )
 CLINICAL = (
     "Klinische Angaben: Supinationstrauma beim Sport. Fragestellung: Fraktur?",
-    "Fragestellung: Frakturausschluss.", "Indikation: Sturz, Schmerzen lateral. Fragestellung: Fraktur? Bandverletzung?",
-    "", "",
+    "Fragestellung: Frakturausschluss.",
+    "Indikation: Sturz, Schmerzen lateral. Fragestellung: Fraktur? Bandverletzung?",
+    "",
+    "",
 )
 FILLERS = (
-    "Regelrechte Stellung der Malleolengabel.", "Gelenkspalt regelrecht weit.", "Kein Gelenkerguss.",
-    "Weichteilschwellung über dem Außenknöchel.", "Geringe degenerative Veränderungen.",
-    "Kleiner plantarer Fersensporn.", "Syndesmose nicht erweitert.", "Os trigonum als Normvariante.",
+    "Regelrechte Stellung der Malleolengabel.",
+    "Gelenkspalt regelrecht weit.",
+    "Kein Gelenkerguss.",
+    "Weichteilschwellung über dem Außenknöchel.",
+    "Geringe degenerative Veränderungen.",
+    "Kleiner plantarer Fersensporn.",
+    "Syndesmose nicht erweitert.",
+    "Os trigonum als Normvariante.",
 )
 
 
@@ -96,7 +161,9 @@ def _report(rng: np.random.Generator, case: Case) -> str:
     clinical = str(rng.choice(CLINICAL))
     if clinical:
         parts += [clinical, "Befund:"]
-    findings = [str(rng.choice(case.findings))] + [str(f) for f in rng.choice(FILLERS, rng.integers(0, 3), replace=False)]
+    findings = [str(rng.choice(case.findings))] + [
+        str(f) for f in rng.choice(FILLERS, rng.integers(0, 3), replace=False)
+    ]
     rng.shuffle(findings)
     parts += findings
     parts += ["Beurteilung:", str(rng.choice(case.impressions))]
@@ -167,24 +234,38 @@ def write_example(directory: str | Path, seed: int = 0, n_reports: int = 200, im
         if i == 0 or rng.random() < 0.7:
             patient += 1
         case = CASES[i % len(CASES)] if i < len(CASES) else CASES[rng.choice(len(CASES), p=WEIGHTS / WEIGHTS.sum())]
-        reports.append({
-            "report_id": f"R{i + 1:05d}", "patient_id": f"P{patient:05d}", "text": _report(rng, case),
-            "gold_fracture": case.gold, "case": case.name, "source": "synthetic", "_hardware": case.hardware,
-        })
+        reports.append(
+            {
+                "report_id": f"R{i + 1:05d}",
+                "patient_id": f"P{patient:05d}",
+                "text": _report(rng, case),
+                "gold_fracture": case.gold,
+                "case": case.name,
+                "source": "synthetic",
+                "_hardware": case.hardware,
+            }
+        )
     with progress_bar("writing example images", total=len(reports)) as advance:
         for report in reports:
             views = ["ap", "lateral", "mortise"][: int(rng.integers(2, 4))]
             for view in views:
                 name = f"images/{report['report_id']}_{view}.png"
-                pixels = _radiograph(rng, image_size, bool(report["gold_fracture"]), report["_hardware"], view == "lateral")
+                pixels = _radiograph(
+                    rng, image_size, bool(report["gold_fracture"]), report["_hardware"], view == "lateral"
+                )
                 _save_png(pixels, directory / name, sixteen_bit=len(images) % 3 == 2)
-                images.append({"image": name, "report_id": report["report_id"],
-                               "patient_id": report["patient_id"], "view": view})
+                images.append(
+                    {"image": name, "report_id": report["report_id"], "patient_id": report["patient_id"], "view": view}
+                )
             advance(1)
     table = pd.DataFrame(reports).drop(columns="_hardware")
     for name, frame in (("reports.csv", table), ("images.csv", pd.DataFrame(images))):
         with atomic_path(directory / name) as tmp:
             frame.to_csv(tmp, index=False)
     (directory / "README.md").write_text(NOTICE)
-    return {"reports": len(reports), "images": len(images), "patients": patient,
-            "positive_reports": int(table["gold_fracture"].sum())}
+    return {
+        "reports": len(reports),
+        "images": len(images),
+        "patients": patient,
+        "positive_reports": int(table["gold_fracture"].sum()),
+    }

@@ -46,20 +46,36 @@ CORRECTION_DE = (
 )
 
 EXAMPLES = (
-    FewShotExample(report="OSG rechts in 2 Ebenen: Weber-B-Fraktur der distalen Fibula mit geringer Dislokation.",
-                   answer={"fracture": 1}),
-    FewShotExample(report="Basisfraktur des Os metatarsale V. Malleolengabel regelrecht, OSG ossär intakt.",
-                   answer={"fracture": 0}),
-    FewShotExample(report="Fragliche Fissur am Innenknöchel, eine Fraktur ist nicht sicher auszuschließen.",
-                   answer={"fracture": 1}),
-    FewShotExample(report="Z.n. Plattenosteosynthese der Fibula. Keine Frakturlinie mehr abgrenzbar.",
-                   answer={"fracture": 0}),
+    FewShotExample(
+        report="OSG rechts in 2 Ebenen: Weber-B-Fraktur der distalen Fibula mit geringer Dislokation.",
+        answer={"fracture": 1},
+    ),
+    FewShotExample(
+        report="Basisfraktur des Os metatarsale V. Malleolengabel regelrecht, OSG ossär intakt.", answer={"fracture": 0}
+    ),
+    FewShotExample(
+        report="Fragliche Fissur am Innenknöchel, eine Fraktur ist nicht sicher auszuschließen.", answer={"fracture": 1}
+    ),
+    FewShotExample(
+        report="Z.n. Plattenosteosynthese der Fibula. Keine Frakturlinie mehr abgrenzbar.", answer={"fracture": 0}
+    ),
 )
 
 PROMPTS = (
-    PromptVariant(name="de-zero-shot", language="de", instructions=DEFINITION_DE,
-                  report_template=TEMPLATE_DE, correction=CORRECTION_DE),
-    PromptVariant(name="de-few-shot", language="de", instructions=DEFINITION_DE, examples=EXAMPLES,
-                  report_template=TEMPLATE_DE, correction=CORRECTION_DE),
+    PromptVariant(
+        name="de-zero-shot",
+        language="de",
+        instructions=DEFINITION_DE,
+        report_template=TEMPLATE_DE,
+        correction=CORRECTION_DE,
+    ),
+    PromptVariant(
+        name="de-few-shot",
+        language="de",
+        instructions=DEFINITION_DE,
+        examples=EXAMPLES,
+        report_template=TEMPLATE_DE,
+        correction=CORRECTION_DE,
+    ),
     PromptVariant(name="en-zero-shot", language="en", instructions=DEFINITION_EN, report_template=TEMPLATE_EN),
 )

@@ -7,7 +7,9 @@ RECIPE = ImageModelSpec(
     in_chans=1,
     image_size=640,
     outputs="binary",
-    preprocessing=Preprocessing(intensity="minmax", foreground_range=(0.3, 0.7), rotate_degrees=0, interpolation="area"),
+    preprocessing=Preprocessing(
+        intensity="minmax", foreground_range=(0.3, 0.7), rotate_degrees=0, interpolation="area"
+    ),
     augmentation=Augmentation(crop_fraction=0.9, rotate_degrees=15, rotate_p=0.8, hflip_p=0.5, zoom=(1.0, 1.3)),
     loss="bce_pos_weight",
     optimisation=Optimisation(optimizer="adamw", lr=1e-5, schedule="onecycle", max_lr=5e-3),

@@ -26,58 +26,179 @@ ENGINE_VERSION = "1"
 
 TRIGGERS: dict[str, tuple[str, ...]] = {
     "pre_negation": (
-        r"\bkein(?:e|en|em|er|es)?\b", r"\bohne\b", r"\bweder\b", r"\bfrei von\b", r"\bausschluss\b",
-        r"\bno\b", r"\bnot\b", r"\bwithout\b", r"\bnegative for\b", r"\bfree of\b", r"\babsence of\b", r"\bnor\b",
+        r"\bkein(?:e|en|em|er|es)?\b",
+        r"\bohne\b",
+        r"\bweder\b",
+        r"\bfrei von\b",
+        r"\bausschluss\b",
+        r"\bno\b",
+        r"\bnot\b",
+        r"\bwithout\b",
+        r"\bnegative for\b",
+        r"\bfree of\b",
+        r"\babsence of\b",
+        r"\bnor\b",
     ),
     "post_negation": (
-        r"ausgeschlossen\b", r"ausschluss\b",
-        r"\bnicht (?:mehr )?(?:nachweisbar|abgrenzbar|abzugrenzen|erkennbar|sichtbar|darstellbar|nachzuweisen|zu sehen)\b",
-        r"\b(?:is |are )?(?:excluded|ruled out)\b", r"\bnot (?:seen|visible|identified|demonstrated|detected)\b",
+        r"ausgeschlossen\b",
+        r"ausschluss\b",
+        r"\bnicht (?:mehr )?(?:nachweisbar|abgrenzbar|abzugrenzen|erkennbar|sichtbar|darstellbar)\b",
+        r"\bnicht (?:mehr )?(?:nachzuweisen|zu sehen)\b",
+        r"\b(?:is |are )?(?:excluded|ruled out)\b",
+        r"\bnot (?:seen|visible|identified|demonstrated|detected)\b",
         r"\bno longer (?:visible|seen|identifiable|evident)\b",
     ),
     "pre_uncertainty": (
-        r"\bv\.\s?a\.", r"\bverdacht auf\b", r"\bverdächtig auf\b", r"\bfraglich\w*", r"\bmöglich\w*", r"\bdd\b",
-        r"\bsuspected\b", r"\bsuspicio\w+ (?:of|for)\b", r"\bpossibl[ey]\b", r"\bprobabl[ey]\b", r"\bquestionable\b",
-        r"\bequivocal\b", r"\bmay represent\b", r"\bcannot exclude\b",
+        r"\bv\.\s?a\.",
+        r"\bverdacht auf\b",
+        r"\bverdächtig auf\b",
+        r"\bfraglich\w*",
+        r"\bmöglich\w*",
+        r"\bdd\b",
+        r"\bsuspected\b",
+        r"\bsuspicio\w+ (?:of|for)\b",
+        r"\bpossibl[ey]\b",
+        r"\bprobabl[ey]\b",
+        r"\bquestionable\b",
+        r"\bequivocal\b",
+        r"\bmay represent\b",
+        r"\bcannot exclude\b",
     ),
     "post_uncertainty": (
-        r"\bnicht (?:sicher |ganz |sicher ganz )?auszuschlie(?:ß|ss)en\b", r"\bnicht sicher ausgeschlossen\b",
-        r"verdacht\b", r"\?", r"\bcannot be (?:excluded|ruled out)\b", r"\bnot (?:be )?excluded\b",
-        r"\bis suspected\b", r"\bnicht sicher abgrenzbar\b",
+        r"\bnicht (?:sicher |ganz |sicher ganz )?auszuschlie(?:ß|ss)en\b",
+        r"\bnicht sicher ausgeschlossen\b",
+        r"verdacht\b",
+        r"\?",
+        r"\bcannot be (?:excluded|ruled out)\b",
+        r"\bnot (?:be )?excluded\b",
+        r"\bis suspected\b",
+        r"\bnicht sicher abgrenzbar\b",
     ),
     "pseudo": (
-        r"\bnicht[-\s]?disloz\w*", r"\bundisloz\w*", r"\bnicht verschoben\w*", r"\bnon-?displaced\b",
-        r"\bnot displaced\b", r"\bnicht nur\b", r"\bnot only\b",
+        r"\bnicht[-\s]?disloz\w*",
+        r"\bundisloz\w*",
+        r"\bnicht verschoben\w*",
+        r"\bnon-?displaced\b",
+        r"\bnot displaced\b",
+        r"\bnicht nur\b",
+        r"\bnot only\b",
         r"\bkein\w* (?:wesentliche\w* |sekundäre\w* |weitere\w* |relevante\w* )?"
         r"(?:dislokation|stellungsänderung|befundänderung|änderung|progredienz|lockerung|materiallockerung)\b",
         r"\bno (?:significant |secondary |further |interval )?(?:change|displacement|loosening)\b",
     ),
     "history": (
-        r"\bz\.\s?n\.", r"\bzustand nach\b", r"osteosynth\w*", r"\bplatte\w*", r"schraube\w*", r"\bcerclage\w*",
-        r"\bversorg\w*", r"\boperativ\w*", r"\bpostop\w*", r"\bstatus post\b", r"\bs/p\b", r"\bpost-?operative\w*",
-        r"\borif\b", r"\bfixation\b", r"\b(?:vor)?bekannt\w*", r"\bknown\b", r"\balt(?:e|er|en|em)\b", r"\bold\b",
-        r"konsolid\w*", r"durchbau\w*", r"heilung", r"\bheal\w*",
+        r"\bz\.\s?n\.",
+        r"\bzustand nach\b",
+        r"osteosynth\w*",
+        r"\bplatte\w*",
+        r"schraube\w*",
+        r"\bcerclage\w*",
+        r"\bversorg\w*",
+        r"\boperativ\w*",
+        r"\bpostop\w*",
+        r"\bstatus post\b",
+        r"\bs/p\b",
+        r"\bpost-?operative\w*",
+        r"\borif\b",
+        r"\bfixation\b",
+        r"\b(?:vor)?bekannt\w*",
+        r"\bknown\b",
+        r"\balt(?:e|er|en|em)\b",
+        r"\bold\b",
+        r"konsolid\w*",
+        r"durchbau\w*",
+        r"heilung",
+        r"\bheal\w*",
     ),
     "terminator": (
-        r"\bjedoch\b", r"\baber\b", r"\ballerdings\b", r"\bhingegen\b", r"\bdagegen\b", r"\bwährend\b",
-        r"\bbis auf\b", r"\babgesehen von\b", r"\bmit ausnahme\b", r"\bbut\b", r"\bhowever\b", r"\balthough\b",
-        r"\bwhereas\b", r"\bexcept\b", r";",
+        r"\bjedoch\b",
+        r"\baber\b",
+        r"\ballerdings\b",
+        r"\bhingegen\b",
+        r"\bdagegen\b",
+        r"\bwährend\b",
+        r"\bbis auf\b",
+        r"\babgesehen von\b",
+        r"\bmit ausnahme\b",
+        r"\bbut\b",
+        r"\bhowever\b",
+        r"\balthough\b",
+        r"\bwhereas\b",
+        r"\bexcept\b",
+        r";",
     ),
 }
 IGNORED_SECTIONS = (
-    r"fragestellung", r"frage", r"klinische angaben?", r"klinik", r"anamnese", r"(?:rechtfertigende )?indikation",
-    r"clinical (?:information|history|question|indication)", r"indication", r"history", r"reason for (?:exam\w*|request)",
+    r"fragestellung",
+    r"frage",
+    r"klinische angaben?",
+    r"klinik",
+    r"anamnese",
+    r"(?:rechtfertigende )?indikation",
+    r"clinical (?:information|history|question|indication)",
+    r"indication",
+    r"history",
+    r"reason for (?:exam\w*|request)",
 )
 OTHER_SECTIONS = (
-    r"befund", r"beurteilung", r"technik", r"vergleich", r"voraufnahmen?", r"untersuchung",
-    r"findings", r"impression", r"conclusion", r"technique", r"comparison", r"examination",
+    r"befund",
+    r"beurteilung",
+    r"technik",
+    r"vergleich",
+    r"voraufnahmen?",
+    r"untersuchung",
+    r"findings",
+    r"impression",
+    r"conclusion",
+    r"technique",
+    r"comparison",
+    r"examination",
 )
 ABBREVIATIONS = {
-    "v.a", "z.n", "z.b", "ggf", "bzw", "ca", "re", "li", "bds", "dd", "evtl", "inkl", "vs", "e.g", "i.e", "ant",
-    "post", "lat", "med", "dist", "prox", "mt", "os", "st", "dr", "nr", "bzgl", "pat", "u.a", "o.g", "s.o", "s.u",
-    "a.p", "d.h", "sog", "max", "min", "mm", "cm", "li.", "re.", "ap",
+    "v.a",
+    "z.n",
+    "z.b",
+    "ggf",
+    "bzw",
+    "ca",
+    "re",
+    "li",
+    "bds",
+    "dd",
+    "evtl",
+    "inkl",
+    "vs",
+    "e.g",
+    "i.e",
+    "ant",
+    "post",
+    "lat",
+    "med",
+    "dist",
+    "prox",
+    "mt",
+    "os",
+    "st",
+    "dr",
+    "nr",
+    "bzgl",
+    "pat",
+    "u.a",
+    "o.g",
+    "s.o",
+    "s.u",
+    "a.p",
+    "d.h",
+    "sog",
+    "max",
+    "min",
+    "mm",
+    "cm",
+    "li.",
+    "re.",
+    "ap",
 }
-PRE_WINDOW, POST_WINDOW, SITE_AFTER, SITE_BEFORE = 6, 4, 6, 3
+PRE_WINDOW, POST_WINDOW, SITE_AFTER, SITE_BEFORE = 6, 4, 8, 3
 
 Status = Literal["positive", "uncertain", "negative"]
 
@@ -113,7 +234,9 @@ def sentences(text: str) -> list[str]:
         if merged:
             last = re.search(r"([\w.]+)\.$", merged[-1])
             word = last.group(1).lower() if last else ""
-            if word and (word in ABBREVIATIONS or len(word) == 1 or word.isdigit() or word.rstrip(".") in ABBREVIATIONS):
+            if word and (
+                word in ABBREVIATIONS or len(word) == 1 or word.isdigit() or word.rstrip(".") in ABBREVIATIONS
+            ):
                 merged[-1] += " " + piece
                 continue
         merged.append(piece)
@@ -214,8 +337,10 @@ class RuleEngine:
             clauses = self.triggers["terminator"].split(sentence)
             for clause in clauses:
                 pseudo = _spans(self.triggers["pseudo"], clause)
-                spans = {k: [s for s in _spans(self.triggers[k], clause) if not _overlaps(s, pseudo)]
-                         for k in ("pre_uncertainty", "post_uncertainty", "pre_negation", "post_negation")}
+                spans = {
+                    k: [s for s in _spans(self.triggers[k], clause) if not _overlaps(s, pseudo)]
+                    for k in ("pre_uncertainty", "post_uncertainty", "pre_negation", "post_negation")
+                }
                 uncertain = spans["pre_uncertainty"] + spans["post_uncertainty"]
                 for kind in ("pre_negation", "post_negation"):
                     spans[kind] = [s for s in spans[kind] if not _overlaps(s, uncertain)]
@@ -225,13 +350,15 @@ class RuleEngine:
                         if _overlaps(match.span(), excluded):
                             continue
                         token = _word_span(clause, *match.span())
-                        found.append(Mention(
-                            label=finding.rule.label,
-                            text=clause[token[0] : token[1]],
-                            status=self._status(clause, match.span(), token, spans),
-                            relevant=finding.site(clause, token),
-                            historical=historical,
-                        ))
+                        found.append(
+                            Mention(
+                                label=finding.rule.label,
+                                text=clause[token[0] : token[1]],
+                                status=self._status(clause, match.span(), token, spans),
+                                relevant=finding.site(clause, token),
+                                historical=historical,
+                            )
+                        )
         return found
 
     def decide(self, report: str) -> dict[str, int]:

@@ -1,0 +1,3 @@
+from report2label.cli.main import cli
+
+cli(prog_name="r2l")
