@@ -205,9 +205,16 @@ def eval_labels(labels, gold, id_col, gold_col, text_col, outdir) -> None:
 @click.option("--image-size", type=click.IntRange(64), default=256, show_default=True)
 @click.option("--force", is_flag=True, help="Write into a folder that is not empty.")
 def example(name, directory, seed, n_reports, image_size, force) -> None:
-    """Write the synthetic example data set of task NAME into DIRECTORY."""
+    """Write the synthetic example data set of task NAME into DIRECTORY.
+
+    A folder that holds an earlier example (it has r2l-example.json) is rewritten; any other
+    non-empty folder needs --force.
+    """
     writer = registry.example(name)
-    if directory.exists() and any(directory.iterdir()) and not force:
+    marker = directory / "r2l-example.json"
+    if directory.exists() and any(directory.iterdir()) and not marker.exists() and not force:
         raise R2LError(f"{directory}: folder is not empty; choose another or pass --force")
     counts = writer(directory, seed=seed, n_reports=n_reports, image_size=image_size)
+    settings = {"task": name, "seed": seed, "n_reports": n_reports, "image_size": image_size, "counts": counts}
+    marker.write_text(json.dumps(settings, indent=2))
     console.print(f"SYNTHETIC example written to {directory}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))

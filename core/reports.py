@@ -37,6 +37,8 @@ def read_table(path: str | Path, str_columns: tuple[str, ...] = ()) -> pd.DataFr
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
         raise R2LError(f"{path}: unknown table format {path.suffix!r} (use {', '.join(sorted(FORMATS))})")
+    if path.stat().st_size == 0:
+        raise R2LError(f"{path}: the file is empty")
     try:
         if kind == "parquet":
             frame = pd.read_parquet(path)

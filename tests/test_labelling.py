@@ -5,8 +5,8 @@ import sqlite3
 
 import pandas as pd
 import pytest
-
 from conftest import write_reports
+
 from report2label.core import label
 from report2label.core.errors import R2LError
 
@@ -23,8 +23,12 @@ def reports(tmp_path):
 def test_invalid_answers_are_reasked_with_a_correction(outside_plugin, reports, tmp_path):
     log = tmp_path / "asked.jsonl"
     summary = label(
-        "smoke-test", reports, tmp_path / "out", backend="fake",
-        options={"invalid_first": 2, "log": str(log)}, show_progress=False,
+        "smoke-test",
+        reports,
+        tmp_path / "out",
+        backend="fake",
+        options={"invalid_first": 2, "log": str(log)},
+        show_progress=False,
     )
     assert (summary.labelled, summary.failed, summary.backend_calls) == (4, 0, 12)
     third = [entry for entry in asked(log) if entry["id"] == "r0"][2]["messages"]
@@ -38,8 +42,13 @@ def test_invalid_answers_are_reasked_with_a_correction(outside_plugin, reports, 
 
 def test_retry_is_bounded_and_the_row_is_kept_as_failed(outside_plugin, reports, tmp_path):
     summary = label(
-        "smoke-test", reports, tmp_path / "out", backend="fake",
-        options={"invalid_first": 99, "garbage": '{"smoke": 2}'}, max_attempts=3, show_progress=False,
+        "smoke-test",
+        reports,
+        tmp_path / "out",
+        backend="fake",
+        options={"invalid_first": 99, "garbage": '{"smoke": 2}'},
+        max_attempts=3,
+        show_progress=False,
     )
     assert (summary.labelled, summary.failed, summary.backend_calls) == (0, 4, 12)
     labels = pd.read_csv(tmp_path / "out" / "labels.csv")
@@ -88,8 +97,20 @@ def test_output_table_carries_provenance(reports, tmp_path):
     write_reports(reports, ["Keine Fraktur.", "Weber-B-Fraktur."])
     label("ankle-fracture", reports, tmp_path / "out", parquet=True, show_progress=False)
     labels = pd.read_csv(tmp_path / "out" / "labels.csv")
-    for column in ("report_id", "fracture", "status", "attempts", "raw_answer", "backend", "model",
-                   "prompt_hash", "labelled_at", "task", "task_version", "text_hash"):
+    for column in (
+        "report_id",
+        "fracture",
+        "status",
+        "attempts",
+        "raw_answer",
+        "backend",
+        "model",
+        "prompt_hash",
+        "labelled_at",
+        "task",
+        "task_version",
+        "text_hash",
+    ):
         assert column in labels.columns
     assert labels["fracture"].tolist() == [0, 1]
     assert labels["raw_answer"][1] == '{"fracture": 1}'

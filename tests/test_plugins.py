@@ -1,7 +1,6 @@
 """Plugins: built-ins and outside packages load through the same entry points and hooks."""
 
 import pandas as pd
-
 from conftest import write_reports
 
 

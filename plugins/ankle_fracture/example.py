@@ -186,14 +186,16 @@ def _radiograph(rng: np.random.Generator, size: int, fracture: bool, hardware: b
         draw.rectangle([fx + 12 * s, 60 * s, fx + 20 * s, 160 * s], fill=1.0)
         for y in range(70, 160, 22):
             draw.ellipse([fx + 4 * s, y * s, fx + 28 * s, (y + 5) * s], fill=0.95)
+    # Drawn for every image, so the same random stream gives the same anatomy with or without it.
+    y, on_fibula, tilt, width = (
+        rng.uniform(110, 165) * s,
+        rng.random() < 0.6,
+        rng.uniform(-12, 12) * s,
+        rng.uniform(3, 5),
+    )
     if fracture:
-        y = rng.uniform(110, 165) * s
-        if rng.random() < 0.6:
-            x0, x1 = fx - 4 * s, fx + 18 * s
-        else:
-            x0, x1 = cx - 48 * s, cx + 14 * s
-        tilt = rng.uniform(-12, 12) * s
-        draw.line([(x0, y - tilt), (x1, y + tilt)], fill=0.12, width=max(2, round(rng.uniform(3, 5) * s)))
+        x0, x1 = (fx - 4 * s, fx + 18 * s) if on_fibula else (cx - 48 * s, cx + 14 * s)
+        draw.line([(x0, y - tilt), (x1, y + tilt)], fill=0.12, width=max(2, round(width * s)))
     image = canvas.rotate(rng.uniform(-8, 8), resample=Image.BILINEAR, fillcolor=0.05)
     pixels = gaussian_filter(np.asarray(image, dtype=np.float32), sigma=0.8 * s) * rng.uniform(0.85, 1.1)
     pixels += rng.normal(0, 0.03, pixels.shape).astype(np.float32)
