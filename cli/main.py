@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from importlib.metadata import version
 from pathlib import Path
@@ -43,6 +44,15 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
         except json.JSONDecodeError:
             options[key] = value
     return options
+
+
+def _parse_shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    match = re.fullmatch(r"(\d+)/(\d+)", value)
+    if not match:
+        raise click.BadParameter(f"{value!r} is not K/N", param_hint="--shard")
+    return int(match.group(1)), int(match.group(2))
 
 
 @click.group(cls=Group)
@@ -116,6 +126,8 @@ def tasks(name: str | None, as_json: bool) -> None:
     help="Longer reports are recorded as failed, not sent.",
 )
 @click.option("--parquet", is_flag=True, help="Also write labels.parquet.")
+@click.option("--allow-remote", is_flag=True, help="Allow a server outside loopback and private networks.")
+@click.option("--shard", metavar="K/N", help="Label only the K-th of N shares (N processes, one store).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def label(
     task,
@@ -131,6 +143,8 @@ def label(
     max_attempts,
     max_chars,
     parquet,
+    allow_remote,
+    shard,
     no_progress,
 ) -> None:
     """Label every report of REPORTS (CSV, TSV, Parquet or JSONL) for TASK into OUTDIR/labels.csv.
@@ -141,6 +155,8 @@ def label(
     opts = _parse_options(options)
     if model:
         opts["model"] = model
+    if allow_remote:
+        opts["allow_remote"] = True
     summary = run_label(
         task,
         reports,
@@ -154,10 +170,11 @@ def label(
         max_attempts=max_attempts,
         max_chars=max_chars,
         parquet=parquet,
+        shard=_parse_shard(shard),
         show_progress=not no_progress,
     )
     counts = "; ".join(
-        f"{name}: " + ", ".join(f"{k}={v}" for k, v in c.items()) for name, c in summary.label_counts.items()
+        f"{name}: " + ", ".join(f"{k}={v}" for k, v in c.items()) for name, c in summary.label_counts.items() if c
     )
     console.print(
         f"[bold]{summary.total}[/] reports: [green]{summary.labelled} labelled[/], "
@@ -169,7 +186,7 @@ def label(
         console.print(f"label counts: {counts}")
     for reason, n in summary.failure_reasons.items():
         console.print(f"[red]failed[/] ({n}): {reason}")
-    console.print(f"labels: {summary.output}")
+    console.print(f"labels: {summary.output}" if summary.output else "shard done; run without --shard for labels.csv")
     if summary.failed:
         console.print("rerun the same command to try the failed reports again")
 

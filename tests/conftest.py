@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import sqlite3
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -62,3 +66,90 @@ def write_reports(path: Path, texts: list[str], ids: list[str] | None = None) ->
     ids = ids or [f"r{i}" for i in range(len(texts))]
     pd.DataFrame({"report_id": ids, "text": texts}).to_csv(path, index=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory) -> dict[str, Path]:
+    """Random-weight llama GGUFs (a few hundred KB): one with a system role, one Mistral-like without."""
+    pytest.importorskip("llama_cpp")
+    from report2label.plugins.backends.random_gguf import write_random_gguf
+
+    folder = tmp_path_factory.mktemp("gguf")
+    return {name: write_random_gguf(folder / f"tiny-{name}.gguf", template=name) for name in ("chatml", "mistral")}
+
+
+@pytest.fixture(scope="session")
+def small_example(tmp_path_factory) -> Path:
+    """A 24-report synthetic ankle study (tiny images)."""
+    from report2label.plugins.ankle_fracture.example import write_example
+
+    folder = tmp_path_factory.mktemp("example")
+    write_example(folder, seed=3, n_reports=24, image_size=64)
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LlamaServer:
+    """A real llama.cpp server (``python -m llama_cpp.server``) on 127.0.0.1, started and stopped by tests."""
+
+    def __init__(self, model: Path, port: int) -> None:
+        self.model, self.port, self.process = model, port, None
+        self.url = f"http://127.0.0.1:{port}/v1"
+
+    def start(self) -> LlamaServer:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(self.model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--n_ctx",
+                "4096",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/models", timeout=1):
+                    return self
+            except OSError:
+                assert self.process.poll() is None, "llama.cpp server exited"
+                time.sleep(0.2)
+        raise TimeoutError("llama.cpp server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def llama_server(tiny_gguf):
+    pytest.importorskip("llama_cpp.server")
+    server = LlamaServer(tiny_gguf["chatml"], free_port()).start()
+    yield server
+    server.stop()
+
+
+def stored_rows(store: Path, status: str | None = None) -> int:
+    """Rows in a label store (0 while it does not exist yet); for tests that kill a run halfway."""
+    if not store.exists():
+        return 0
+    where = f" WHERE status = '{status}'" if status else ""
+    try:
+        with sqlite3.connect(store, timeout=5) as db:
+            return db.execute(f"SELECT COUNT(*) FROM labels{where}").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0

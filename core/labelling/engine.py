@@ -7,6 +7,7 @@ with the reason. Nothing is guessed and no row is lost.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -53,7 +54,7 @@ OUTPUT_COLUMNS = (
 class LabelSummary:
     """What a labelling run did."""
 
-    output: Path
+    output: Path | None
     total: int
     labelled: int
     failed: int
@@ -76,7 +77,8 @@ def build_options(cls: type[Labeler], options: dict[str, Any]) -> Labeler.Option
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "options"
-        raise R2LError(f"backend {cls.name!r}: option {where!r}: {err['msg']}") from None
+        message = err["msg"].removeprefix("Value error, ")
+        raise R2LError(f"backend {cls.name!r}: option {where!r}: {message}") from None
 
 
 def _now() -> str:
@@ -142,7 +144,11 @@ def _prechecked(rows: pd.DataFrame, max_chars: int) -> tuple[pd.DataFrame, list[
     return rows[~bad], failures
 
 
-def _write_output(table: pd.DataFrame, task: TaskSpec, outdir: Path, parquet: bool) -> pd.DataFrame:
+def _share(report_id: str, n: int) -> int:
+    return int(hashlib.sha256(report_id.encode()).hexdigest()[:8], 16) % n
+
+
+def _output_table(table: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
     answers = table["answer"].map(lambda a: json.loads(a) if isinstance(a, str) else {})
     out = pd.DataFrame({"report_id": table["report_id"]})
     for name in task.labels:
@@ -150,12 +156,15 @@ def _write_output(table: pd.DataFrame, task: TaskSpec, outdir: Path, parquet: bo
     for column in OUTPUT_COLUMNS:
         out[column] = table[column]
     out["attempts"] = out["attempts"].astype(int)
+    return out
+
+
+def _write_output(out: pd.DataFrame, outdir: Path, parquet: bool) -> None:
     with atomic_path(outdir / "labels.csv") as tmp:
         out.to_csv(tmp, index=False)
     if parquet:
         with atomic_path(outdir / "labels.parquet") as tmp:
             out.to_parquet(tmp, index=False)
-    return out
 
 
 def label(
@@ -172,16 +181,25 @@ def label(
     max_attempts: int = 3,
     max_chars: int = 50_000,
     parquet: bool = False,
+    shard: tuple[int, int] | None = None,
     show_progress: bool = True,
 ) -> LabelSummary:
-    """Label every report of ``reports`` into ``outdir/labels.csv``; resumes from ``outdir/labels.sqlite``."""
+    """Label every report of ``reports`` into ``outdir/labels.csv``; resumes from ``outdir/labels.sqlite``.
+
+    ``shard=(k, n)`` labels only the k-th of n disjoint shares (1-based), for n processes on n GPUs
+    writing to one store; it writes no table: a final run without ``shard`` does.
+    """
     if max_attempts < 1:
         raise R2LError("max_attempts must be at least 1")
+    if shard is not None and not 1 <= shard[0] <= shard[1]:
+        raise R2LError(f"shard {shard[0]}/{shard[1]}: expected K/N with 1 <= K <= N")
     spec = registry.task(task) if isinstance(task, str) else task
     cls = registry.labeler(backend)
     opts = build_options(cls, options or {})
     variant = spec.prompt(prompt)
     table = read_reports(reports, id_col, text_col)
+    if shard is not None:
+        table = table[table["report_id"].map(lambda i: _share(i, shard[1]) == shard[0] - 1)]
     outdir = Path(outdir)
     store = LabelStore(outdir / STORE_NAME)
     start = time.perf_counter()
@@ -196,6 +214,7 @@ def label(
             pending, failures = _prechecked(table[[not f for f in finished]], max_chars)
             if failures:
                 store.put(key, prompt_name, labeler.params, failures)
+            labeler.prepare(pending["text"].tolist())
             size = batch_size or cls.batch_size
             with progress_bar(f"labelling ({cls.name})", total=len(pending), enabled=show_progress) as advance:
                 for offset in range(0, len(pending), size):
@@ -212,11 +231,13 @@ def label(
     finally:
         store.close()
     merged = table[["report_id", "text_hash"]].merge(stored, on=["report_id", "text_hash"], how="left")
-    out = _write_output(merged, spec, outdir, parquet)
+    out = _output_table(merged, spec)
+    if shard is None:
+        _write_output(out, outdir, parquet)
     labelled = out[out["status"] == "labelled"]
     failed = out[out["status"] == "failed"]
     return LabelSummary(
-        output=outdir / "labels.csv",
+        output=outdir / "labels.csv" if shard is None else None,
         total=len(out),
         labelled=len(labelled),
         failed=len(failed),

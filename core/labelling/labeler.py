@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -54,6 +55,9 @@ class Labeler(ABC):
     def params(self) -> dict[str, Any]:
         """Decoding parameters recorded with every label."""
         return {}
+
+    def prepare(self, reports: Sequence[str]) -> None:  # noqa: B027 (optional hook, no-op by default)
+        """Called once with every pending report text before labelling (to size a context, say)."""
 
     @abstractmethod
     def label(self, requests: list[LabelRequest]) -> list[str | RowFailure]:

@@ -71,7 +71,7 @@ class LabelStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path)
+        self.db = sqlite3.connect(path, timeout=60)
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute(SCHEMA)

@@ -1,0 +1,165 @@
+"""The ``openai`` labeler: any OpenAI-compatible server (vLLM, llama.cpp, Ollama, a hospital gateway).
+
+Requests run ``concurrency`` at a time; the openai client retries connection errors, 429 and 5xx
+with exponential backoff; a report whose request still fails becomes a ``failed`` row (a rerun
+asks again). Structured output: ``json_schema`` (OpenAI, vLLM), ``json_object`` with a schema
+(llama.cpp's server, which answers HTTP 500 to the former), ``none``, or ``auto``: the first mode
+the server accepts. Answers are validated whatever the mode. Report texts go only to loopback or
+private addresses unless ``allow_remote`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from report2label.core.errors import R2LError
+from report2label.core.hookspecs import hookimpl
+from report2label.core.labelling import Labeler, LabelRequest, RowFailure
+from report2label.core.labelling.chat import fold_system
+from report2label.core.privacy import check_endpoint
+
+Mode = Literal["json_schema", "json_object", "none"]
+AUTO_ORDER: tuple[Mode, ...] = ("json_schema", "json_object", "none")
+
+
+class OpenAILabeler(Labeler):
+    name = "openai"
+    description = "Any OpenAI-compatible server: vLLM, llama.cpp, Ollama, a gateway (loopback/private by default)."
+    batch_size = 64
+
+    class Options(Labeler.Options):
+        allow_remote: bool = Field(False, description="Allow a server outside loopback and private networks.")
+        base_url: str = Field("http://127.0.0.1:8000/v1", description="The server's OpenAI API root.")
+        api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key.")
+        concurrency: int = Field(8, ge=1, description="Requests in flight at once.")
+        timeout: float = Field(120.0, gt=0, description="Seconds per request.")
+        retries: int = Field(4, ge=0, description="Retries with backoff on connection errors, 429 and 5xx.")
+        structured: Literal["auto", "json_schema", "json_object", "none"] = "auto"
+        fold_system: bool = Field(False, description="Send the instructions in the user turn (Mistral/Mixtral).")
+        max_tokens: int = Field(64, ge=1)
+        seed: int = 0
+
+        @field_validator("base_url")
+        @classmethod
+        def _private(cls, value: str, info: ValidationInfo) -> str:
+            check_endpoint(value, info.data.get("allow_remote", False))
+            return value.rstrip("/")
+
+    def __init__(self, task, prompt, options) -> None:
+        super().__init__(task, prompt, options)
+        try:
+            import openai
+        except ImportError:
+            raise R2LError("the openai backend needs the openai client: pip install 'report2label[openai]'") from None
+        self.openai = openai
+        self.client = openai.OpenAI(
+            base_url=options.base_url,
+            api_key=os.environ.get(options.api_key_env) or "none",
+            timeout=options.timeout,
+            max_retries=options.retries,
+        )
+        self.model = options.model or self._only_model()
+        self.mode: Mode | None = None if options.structured == "auto" else options.structured
+        self._mode_lock = threading.Lock()
+        self.schema_name = re.sub(r"[^a-zA-Z0-9_-]", "_", task.name)
+
+    def _only_model(self) -> str:
+        try:
+            models = [m.id for m in self.client.models.list()]
+        except self.openai.OpenAIError as exc:
+            raise R2LError(f"{self.options.base_url}: cannot list the server's models: {exc}") from None
+        if len(models) != 1:
+            raise R2LError(
+                f"{self.options.base_url} serves {len(models)} models ({', '.join(models)}); choose with --model"
+            )
+        return models[0]
+
+    @property
+    def model_id(self) -> str:
+        return self.model
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {
+            "server": self.options.base_url,
+            "temperature": 0,
+            "max_tokens": self.options.max_tokens,
+            "seed": self.options.seed,
+            "structured": self.mode,
+            "folded_system": self.options.fold_system,
+        }
+
+    def _format(self, mode: Mode) -> dict[str, Any]:
+        schema = self.task.answer_schema
+        if mode == "json_schema":
+            return {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": self.schema_name, "schema": schema, "strict": True},
+                }
+            }
+        if mode == "json_object":
+            return {"response_format": {"type": "json_object", "schema": schema}}
+        return {}
+
+    def _complete(self, request: LabelRequest, mode: Mode, client: Any) -> str:
+        messages = fold_system(request.messages) if self.options.fold_system else list(request.messages)
+        response = client.chat.completions.create(
+            model=self.model,
+            messages=messages,
+            temperature=0,
+            max_tokens=self.options.max_tokens,
+            seed=self.options.seed,
+            **self._format(mode),
+        )
+        return response.choices[0].message.content or ""
+
+    def _probe(self, request: LabelRequest) -> str | RowFailure | None:
+        """Try the structured-output modes in turn on a real request; keep the first the server accepts.
+
+        None: the server could not be reached, so nothing was learnt.
+        """
+        quick = self.client.with_options(max_retries=0)
+        for mode in AUTO_ORDER:
+            try:
+                answer = self._complete(request, mode, quick)
+            except self.openai.APIStatusError as exc:
+                rejected = exc
+                continue
+            except self.openai.APIConnectionError:
+                return None
+            self.mode = mode
+            return answer
+        self.mode = "none"
+        return RowFailure(f"HTTP {rejected.status_code} from {self.options.base_url}: {str(rejected.message)[:200]}")
+
+    def _ask(self, request: LabelRequest) -> str | RowFailure:
+        with self._mode_lock:
+            if self.mode is None:
+                probed = self._probe(request)
+                if probed is not None:
+                    return probed
+        try:
+            return self._complete(request, self.mode or AUTO_ORDER[0], self.client)
+        except self.openai.APIStatusError as exc:
+            return RowFailure(f"HTTP {exc.status_code} from {self.options.base_url}: {str(exc.message)[:200]}")
+        except self.openai.APIConnectionError as exc:
+            return RowFailure(f"{self.options.base_url} unreachable after {self.options.retries} retries: {exc}")
+
+    def label(self, requests: list[LabelRequest]) -> list[str | RowFailure]:
+        with ThreadPoolExecutor(self.options.concurrency) as pool:
+            return list(pool.map(self._ask, requests))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@hookimpl
+def register_labelers(register) -> None:
+    register(OpenAILabeler)
