@@ -1,0 +1,136 @@
+"""Labelling throughput: a report2label backend against the study's method, side by side in one run.
+
+The study's method, as a baseline on the same model and reports: one report at a time, free
+(unconstrained) generation, re-asking with the answer-shape instruction whenever the answer is
+invalid (bounded here by --baseline-asks; the original had no bound). Ours: the engine with the
+backend's batching and constrained decoding. Prints reports per second, the share of reports
+with a valid label, model calls per report, and the ratio.
+
+    python bench/label_throughput.py --backend llamacpp --n 40            # random tiny GGUF, CPU
+    python bench/label_throughput.py --backend llamacpp --model m.gguf --reports reports.csv
+    python bench/label_throughput.py --backend openai -O base_url=http://127.0.0.1:8000/v1
+    python bench/label_throughput.py --backend vllm --model /models/llama-3.1-8b-instruct
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from report2label.core import label, registry
+from report2label.core.labelling import LabelRequest
+from report2label.core.labelling.engine import build_options
+from report2label.plugins.ankle_fracture.example import write_example
+
+
+def free_text(backend, messages: list[dict]) -> str:
+    """One unconstrained answer from the backend's own model (the study's way of asking)."""
+    if backend.name == "llamacpp":
+        backend.llm.reset()
+        out = backend.llm.create_completion(
+            backend.tokens(messages), max_tokens=backend.options.max_tokens, temperature=0.0, top_k=1
+        )
+        return out["choices"][0]["text"]
+    if backend.name == "openai":
+        return backend._complete(LabelRequest("-", "", tuple(messages)), "none", backend.client)
+    if backend.name == "vllm":
+        from vllm import SamplingParams
+
+        params = SamplingParams(temperature=0.0, max_tokens=backend.options.max_tokens)
+        [conversation] = backend.conversations([LabelRequest("-", "", tuple(messages))])
+        return backend.llm.chat([conversation], params, use_tqdm=False)[0].outputs[0].text
+    raise SystemExit(f"no baseline for backend {backend.name!r}")
+
+
+def baseline(task, backend, texts: list[str], max_asks: int) -> dict:
+    prompt = backend.prompt
+    start, valid, asks = time.perf_counter(), 0, 0
+    for text in texts:
+        messages = prompt.messages(text)
+        for _ in range(max_asks):
+            asks += 1
+            try:
+                raw = free_text(backend, messages)
+            except ValueError:  # the growing conversation no longer fits the context: give up on it
+                break
+            checked = task.validate_answer(raw)
+            if checked.answer is not None:
+                valid += 1
+                break
+            messages += prompt.corrective_turns(raw, checked.reason or "", task.answer_schema)
+    seconds = time.perf_counter() - start
+    return {
+        "method": "study: sequential, free, re-ask",
+        "reports": len(texts),
+        "seconds": seconds,
+        "valid": valid / len(texts),
+        "calls_per_report": asks / len(texts),
+    }
+
+
+def ours(task_name: str, reports: Path, backend: str, options: dict, workdir: Path) -> dict:
+    summary = label(task_name, reports, workdir / "ours", backend=backend, options=options, show_progress=False)
+    return {
+        "method": f"report2label {backend}: batched, constrained",
+        "reports": summary.total,
+        "seconds": summary.seconds,
+        "valid": summary.labelled / summary.total,
+        "calls_per_report": summary.backend_calls / summary.total,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", default="llamacpp", choices=["llamacpp", "openai", "vllm"])
+    parser.add_argument("--model", help="GGUF file, server model name or local model folder (default: random GGUF)")
+    parser.add_argument("-O", "--option", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--reports", type=Path, help="reports table (default: the synthetic ankle example)")
+    parser.add_argument("--n", type=int, default=40, help="reports to label")
+    parser.add_argument("--prompt", default="de-zero-shot")
+    parser.add_argument("--baseline-asks", type=int, default=5, help="bound on the baseline's re-asks")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        options = {
+            k: json.loads(v) if v[:1] in "0123456789[{tf" else v for k, v in (o.split("=", 1) for o in args.option)
+        }
+        if args.model:
+            options["model"] = args.model
+        elif args.backend == "llamacpp":
+            from report2label.plugins.backends.random_gguf import write_random_gguf
+
+            options["model"] = str(write_random_gguf(work / "random.gguf"))
+        source = args.reports
+        if source is None:
+            write_example(work / "example", seed=1, n_reports=args.n, image_size=64)
+            source = work / "example" / "reports.csv"
+        table = pd.read_csv(source).head(args.n)
+        table.to_csv(work / "reports.csv", index=False)
+
+        task = registry.task("ankle-fracture")
+        cls = registry.labeler(args.backend)
+        backend = cls(task, task.prompt(args.prompt), build_options(cls, options))
+        backend.prepare(table["text"].tolist())
+        rows = [baseline(task, backend, table["text"].tolist(), args.baseline_asks)]
+        backend.close()
+        rows.append(ours("ankle-fracture", work / "reports.csv", args.backend, options, work))
+
+    print(f"backend {args.backend}, model {options.get('model', '(server default)')}, {len(table)} reports")
+    print(f"{'method':<44} {'reports/s':>10} {'valid':>7} {'calls/report':>13}")
+    for row in rows:
+        print(
+            f"{row['method']:<44} {row['reports'] / row['seconds']:>10.2f} {row['valid']:>7.1%} "
+            f"{row['calls_per_report']:>13.2f}"
+        )
+    speed = (rows[1]["reports"] / rows[1]["seconds"]) / (rows[0]["reports"] / rows[0]["seconds"])
+    print(f"ratio (report2label / study method): {speed:.2f}x reports/s")
+
+
+if __name__ == "__main__":
+    main()

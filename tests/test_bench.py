@@ -1,0 +1,23 @@
+"""The benchmarks run and print their side-by-side rows (speed is reported, never asserted)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_label_throughput_prints_both_methods_and_the_ratio():
+    pytest.importorskip("llama_cpp")
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "label_throughput.py"), "--n", "6", "--baseline-asks", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "study: sequential, free, re-ask" in run.stdout
+    assert "report2label llamacpp: batched, constrained" in run.stdout and "100.0%" in run.stdout
+    assert "ratio (report2label / study method):" in run.stdout
