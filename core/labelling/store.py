@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,12 +73,19 @@ class LabelStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, timeout=60)
-        try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            self.db.close()
-            raise R2LError(f"{path}: not a usable label store ({exc})") from None
+        for attempt in range(100):  # processes of one sharded run may create the store together
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute(SCHEMA)
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    self.db.close()
+                    raise R2LError(f"{path}: not a usable label store ({exc})") from None
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as exc:
+                self.db.close()
+                raise R2LError(f"{path}: not a usable label store ({exc})") from None
 
     def done(self, key: RunKey) -> set[tuple[str, str]]:
         """(report_id, text_hash) of every row already labelled under ``key``."""
