@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from importlib.metadata import version
@@ -235,3 +236,115 @@ def example(name, directory, seed, n_reports, image_size, force) -> None:
     settings = {"task": name, "seed": seed, "n_reports": n_reports, "image_size": image_size, "counts": counts}
     marker.write_text(json.dumps(settings, indent=2))
     console.print(f"SYNTHETIC example written to {directory}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+@cli.command()
+@click.argument("task")
+@click.option("--labels", type=click.Path(path_type=Path), required=True, help="labels.csv from r2l label.")
+@click.option("--images", type=click.Path(path_type=Path), required=True, help="Table: image, report_id, patient_id.")
+@click.option("-o", "--outdir", type=click.Path(path_type=Path), required=True)
+@click.option("--val-fraction", type=float, default=0.15, show_default=True)
+@click.option("--test-fraction", type=float, default=0.15, show_default=True)
+@click.option("--balance/--no-balance", default=None, help="Under-sample validation and test (default: the recipe's).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--skip-missing", is_flag=True, help="Drop images whose file does not exist (counted).")
+@click.option("--force", is_flag=True, help="Overwrite a data set in OUTDIR.")
+def dataset(task, labels, images, outdir, val_fraction, test_fraction, balance, seed, skip_missing, force) -> None:
+    """Join labels to images and split by patient into train/val/test CSVs (the study's format)."""
+    from report2label.core.data.dataset import build_dataset
+
+    summary = build_dataset(
+        task,
+        labels,
+        images,
+        outdir,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        balance=balance,
+        seed=seed,
+        skip_missing=skip_missing,
+        force=force,
+    )
+    table = Table("split", *next(iter(summary.counts.values())).keys())
+    for split, counts in summary.counts.items():
+        table.add_row(split, *map(str, counts.values()))
+    console.print(table)
+    console.print("dropped: " + ", ".join(f"{k}={v}" for k, v in summary.dropped.items()))
+    console.print(f"data set: {summary.directory}")
+
+
+@cli.command()
+@click.argument("task")
+@click.argument("dataset_dir", type=click.Path(path_type=Path))
+@click.option("-o", "--rundir", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--device", "trainer", default="cpu", show_default=True, help="Training backend: cpu, cuda, cuda-compile."
+)
+@click.option("--epochs", type=click.IntRange(1))
+@click.option("--image-size", type=click.IntRange(16))
+@click.option("--batch-size", type=click.IntRange(1))
+@click.option("--lr", type=float, help="Initial learning rate (OneCycle starts here).")
+@click.option("--pretrained", type=click.Path(path_type=Path), help="Local weights file (never downloaded).")
+@click.option("--resume", is_flag=True, help="Continue from RUNDIR/last.pt.")
+@click.option("--force", is_flag=True, help="Start over in a RUNDIR that holds a run.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-progress", is_flag=True)
+def train(
+    task, dataset_dir, rundir, trainer, epochs, image_size, batch_size, lr, pretrained, resume, force, seed, no_progress
+) -> None:
+    """Train TASK's image model (its recipe, with overrides) on DATASET_DIR into RUNDIR.
+
+    Under torchrun, trains with DDP (one process per device).
+    """
+    from report2label.core.training.loop import train as run_train
+
+    summary = run_train(
+        task,
+        dataset_dir,
+        rundir,
+        trainer=trainer,
+        epochs=epochs,
+        image_size=image_size,
+        batch_size=batch_size,
+        lr=lr,
+        pretrained=pretrained,
+        resume=resume,
+        force=force,
+        seed=seed,
+        show_progress=not no_progress,
+    )
+    if int(os.environ.get("RANK", "0")) == 0:
+        console.print(
+            f"trained {summary.epochs} epochs in {summary.seconds:.0f} s; best epoch {summary.best_epoch} "
+            f"(val {summary.metric} {summary.best_value:.3f}); run: {summary.rundir}"
+        )
+        if summary.world_size > 1:
+            console.print(
+                f"{summary.world_size} processes agree on the final weights (checksum {summary.weights_checksum:.6f})"
+            )
+
+
+@cli.command()
+@click.argument("rundir", type=click.Path(path_type=Path))
+@click.option("--split", default="test", show_default=True)
+@click.option("--bootstrap", type=click.IntRange(100), default=1000, show_default=True, help="Bootstrap resamples.")
+def evaluate(rundir, split, bootstrap) -> None:
+    """Evaluate RUNDIR's best checkpoint on a split, with bootstrap 95% confidence intervals."""
+    from report2label.core.evaluate import evaluate as run_evaluate
+
+    result = run_evaluate(rundir, split, n_boot=bootstrap)
+    for label_result in result.labels:
+        table = Table(
+            "metric",
+            "value",
+            "95% CI",
+            title=f"{label_result.label} on {split} ({result.images} images), threshold {label_result.threshold:.3f}",
+        )
+        for name, est in label_result.metrics.items():
+            table.add_row(name, f"{est.value:.3f}", f"{est.low:.3f} – {est.high:.3f}")
+        console.print(table)
+        c = label_result.confusion
+        console.print(f"confusion: TN={c.tn} FP={c.fp} FN={c.fn} TP={c.tp}")
+    if result.skipped:
+        console.print(f"[yellow]{result.skipped} unreadable images skipped[/]")
+    console.print(f"metrics: {result.metrics_path}\nROC curve: {result.roc_path}")

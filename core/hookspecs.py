@@ -20,7 +20,7 @@ def register_labelers(register: Callable) -> None:
 
 @hookspec
 def register_trainers(register: Callable) -> None:
-    """Register training backends: ``register(name, trainer)``."""
+    """Register training backends: ``register(trainer)`` with a :class:`report2label.core.training.trainer.Trainer`."""
 
 
 @hookspec

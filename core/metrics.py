@@ -84,3 +84,52 @@ def binary_agreement(c: Confusion, n_boot: int = 2000, seed: int = 0) -> dict[st
         "f1": _bootstrapped(_f1, c, n_boot, seed),
         "kappa": _bootstrapped(_kappa, c, n_boot, seed),
     }
+
+
+def scores(truth: np.ndarray, prob: np.ndarray, threshold: float) -> dict[str, float]:
+    """Threshold and ranking metrics of one binary label (AUC is NaN when one class is missing)."""
+    from sklearn.metrics import matthews_corrcoef, roc_auc_score
+
+    truth = np.asarray(truth).astype(int)
+    predicted = (np.asarray(prob) >= threshold).astype(int)
+    c = Confusion.of(truth, predicted)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = {
+            "accuracy": (c.tp + c.tn) / c.n if c.n else float("nan"),
+            "auc": float(roc_auc_score(truth, prob)) if 0 < truth.sum() < len(truth) else float("nan"),
+            "sensitivity": c.tp / (c.tp + c.fn) if c.tp + c.fn else float("nan"),
+            "specificity": c.tn / (c.tn + c.fp) if c.tn + c.fp else float("nan"),
+            "ppv": c.tp / (c.tp + c.fp) if c.tp + c.fp else float("nan"),
+            "npv": c.tn / (c.tn + c.fn) if c.tn + c.fn else float("nan"),
+            "f1": float(_f1(c.tn, c.fp, c.fn, c.tp)),
+            "mcc": float(matthews_corrcoef(truth, predicted)) if c.n else float("nan"),
+        }
+    return {name: float(value) for name, value in values.items()}
+
+
+def bootstrap_scores(
+    truth: np.ndarray, prob: np.ndarray, threshold: float, n_boot: int = 1000, seed: int = 0
+) -> dict[str, Estimate]:
+    """:func:`scores` with percentile 95% intervals from resampling the images."""
+    point = scores(truth, prob, threshold)
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {name: [] for name in point}
+    for _ in range(n_boot):
+        index = rng.integers(0, len(truth), len(truth))
+        for name, value in scores(truth[index], prob[index], threshold).items():
+            draws[name].append(value)
+    result = {}
+    for name, value in point.items():
+        finite = np.array(draws[name])[np.isfinite(draws[name])]
+        low, high = np.percentile(finite, [2.5, 97.5]) if finite.size else (float("nan"), float("nan"))
+        result[name] = Estimate(value, float(low), float(high))
+    return result
+
+
+def youden_threshold(truth: np.ndarray, prob: np.ndarray) -> float:
+    """The threshold maximising sensitivity + specificity - 1."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, thresholds = roc_curve(truth, prob)
+    best = int(np.argmax(tpr - fpr))
+    return float(min(thresholds[best], 1.0))

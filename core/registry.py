@@ -11,6 +11,7 @@ from .task import TaskSpec
 
 if TYPE_CHECKING:
     from .labelling.labeler import Labeler
+    from .training.trainer import Trainer
 
 
 def _by_name(kind: str, items: list[tuple[str, object]]) -> dict[str, object]:
@@ -47,6 +48,14 @@ def labelers() -> dict[str, type[Labeler]]:
 
 def labeler(name: str) -> type[Labeler]:
     return _pick("labelling backend", name, labelers())  # type: ignore[return-value]
+
+
+def trainers() -> dict[str, Trainer]:
+    return _by_name("trainer", [(t.name, t) for (t,) in collect("register_trainers")])  # type: ignore[return-value]
+
+
+def trainer(name: str) -> Trainer:
+    return _pick("trainer", name, trainers())  # type: ignore[return-value]
 
 
 def examples() -> dict[str, Callable]:

@@ -153,3 +153,15 @@ def stored_rows(store: Path, status: str | None = None) -> int:
             return db.execute(f"SELECT COUNT(*) FROM labels{where}").fetchone()[0]
     except sqlite3.OperationalError:
         return 0
+
+
+@pytest.fixture(scope="session")
+def labelled_example(tmp_path_factory) -> Path:
+    """The synthetic study (120 reports, 96px images) labelled by the rules backend."""
+    from report2label.core import label
+    from report2label.plugins.ankle_fracture.example import write_example
+
+    folder = tmp_path_factory.mktemp("labelled")
+    write_example(folder / "example", seed=5, n_reports=120, image_size=96)
+    label("ankle-fracture", folder / "example" / "reports.csv", folder / "labels", show_progress=False)
+    return folder

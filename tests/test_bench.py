@@ -21,3 +21,25 @@ def test_label_throughput_prints_both_methods_and_the_ratio():
     assert "study: sequential, free, re-ask" in run.stdout
     assert "report2label llamacpp: batched, constrained" in run.stdout and "100.0%" in run.stdout
     assert "ratio (report2label / study method):" in run.stdout
+
+
+def test_train_throughput_prints_loader_and_training_rates():
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "train_throughput.py"),
+            "--sizes",
+            "32",
+            "48",
+            "--batch-size",
+            "2",
+            "--steps",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    rows = [line.split() for line in run.stdout.splitlines() if line.strip()[:2] in ("32", "48")]
+    assert [row[0] for row in rows] == ["32", "48"] and all(len(row) == 4 for row in rows)

@@ -1,0 +1,1 @@
+"""Training: the generic loop over any task's recipe, trainers (devices) as plugins."""

@@ -1,0 +1,322 @@
+"""The generic training loop: any task's recipe, any registered trainer, resumable, DDP under torchrun.
+
+A run directory holds ``best.pt`` and ``last.pt`` (model, optimiser, scheduler, epoch, RNG state,
+recipe and task, loadable with ``torch.load(weights_only=True)``), ``history.csv`` (per epoch:
+losses, accuracy, AUC and MCC on train and validation, learning rate) and ``run.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+from .. import registry
+from ..atomic import atomic_path
+from ..data.cache import load_split
+from ..errors import R2LError
+from ..image_model import ImageModelSpec
+from ..metrics import scores
+from ..progress import progress_bar
+from ..task import TaskSpec
+from .checkpoint import build_model, load_checkpoint, save_checkpoint
+from .data import CachedImages
+from .trainer import Trainer
+
+log = logging.getLogger(__name__)
+HIGHER_IS_BETTER = {"mcc": True, "auc": True, "accuracy": True, "loss": False}
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    rundir: Path
+    epochs: int
+    best_epoch: int
+    best_value: float
+    metric: str
+    seconds: float
+    world_size: int
+    weights_checksum: float
+
+
+def effective_recipe(task: TaskSpec, **overrides: Any) -> ImageModelSpec:
+    """The task's recipe with command-line overrides (None = keep), validated."""
+    if task.recipe is None:
+        raise R2LError(f"task {task.name!r} has no image-model recipe")
+    data = task.recipe.model_dump(mode="json")
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key == "lr":
+            data["optimisation"]["lr"] = value
+        else:
+            data[key] = value
+    return ImageModelSpec.model_validate(data)
+
+
+def _dataset_info(dataset_dir: Path, task: TaskSpec) -> dict:
+    path = dataset_dir / "dataset.json"
+    if not path.is_file():
+        raise R2LError(f"{dataset_dir}: no dataset.json; write the data set with r2l dataset first")
+    info = json.loads(path.read_text())
+    if info["task"] != task.name:
+        raise R2LError(f"{dataset_dir}: the data set is for task {info['task']!r}, not {task.name!r}")
+    return info
+
+
+def _prepare_rundir(rundir: Path, resume: bool, force: bool) -> None:
+    has_run = (rundir / "last.pt").exists()
+    if resume and not has_run:
+        raise R2LError(f"{rundir}: nothing to resume (no last.pt)")
+    if has_run and not resume:
+        if not force:
+            raise R2LError(
+                f"{rundir}: already holds a training run; pass --resume to continue or --force to start over"
+            )
+        for name in ("best.pt", "last.pt", "history.csv", "run.json"):
+            (rundir / name).unlink(missing_ok=True)
+    rundir.mkdir(parents=True, exist_ok=True)
+
+
+def _distributed(trainer: Trainer) -> tuple[int, int, int]:
+    """(rank, local rank, world size); initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(trainer.ddp_backend)
+    if world > 1:
+        return dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), world
+    return 0, 0, 1
+
+
+def _device(trainer: Trainer, local_rank: int) -> torch.device:
+    if trainer.device_type == "cuda":
+        if not torch.cuda.is_available():
+            raise R2LError("the cuda trainer needs a CUDA GPU; none is visible (use --device cpu)")
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    return torch.device(trainer.device_type)
+
+
+def _autocast(trainer: Trainer, device: torch.device):
+    if trainer.autocast_dtype is None:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=getattr(torch, trainer.autocast_dtype))
+
+
+def _predict(model, loader, device, trainer) -> tuple[np.ndarray, np.ndarray, float]:
+    """Probabilities, labels and mean BCE loss over a loader."""
+    model.eval()
+    probs, labels, loss_sum = [], [], 0.0
+    with torch.no_grad():
+        for images, target in loader:
+            images = images.to(device, memory_format=torch.channels_last if trainer.channels_last else None)
+            with _autocast(trainer, device):
+                logits = model(images).float()
+            target = target.to(device)
+            loss_sum += torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum").item()
+            probs.append(torch.sigmoid(logits).cpu().numpy())
+            labels.append(target.cpu().numpy())
+    truth, prob = np.concatenate(labels), np.concatenate(probs)
+    return prob, truth, loss_sum / max(1, truth.size)
+
+
+def _epoch_scores(prefix: str, truth: np.ndarray, prob: np.ndarray, loss: float, threshold: float) -> dict[str, float]:
+    per_label = [scores(truth[:, i], prob[:, i], threshold) for i in range(truth.shape[1])]
+    row = {f"{prefix}_loss": loss}
+    for name in ("accuracy", "auc", "mcc"):
+        row[f"{prefix}_{name}"] = float(np.nanmean([s[name] for s in per_label]))
+    return row
+
+
+def _checksum(model: torch.nn.Module) -> float:
+    return float(sum(p.detach().double().sum().item() for p in model.parameters()))
+
+
+def train(
+    task: str | TaskSpec,
+    dataset_dir: str | Path,
+    rundir: str | Path,
+    *,
+    trainer: str = "cpu",
+    epochs: int | None = None,
+    image_size: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    pretrained: str | Path | None = None,
+    resume: bool = False,
+    force: bool = False,
+    seed: int = 0,
+    show_progress: bool = True,
+) -> TrainSummary:
+    """Train the task's image model on ``dataset_dir`` (from ``r2l dataset``) into ``rundir``."""
+    spec = registry.task(task) if isinstance(task, str) else task
+    recipe = effective_recipe(spec, epochs=epochs, image_size=image_size, batch_size=batch_size, lr=lr)
+    backend = registry.trainer(trainer)
+    dataset_dir, rundir = Path(dataset_dir), Path(rundir)
+    info = _dataset_info(dataset_dir, spec)
+    columns = info["label_columns"]
+    rank, local_rank, world = _distributed(backend)
+    device = _device(backend, local_rank)
+    if rank == 0:
+        _prepare_rundir(rundir, resume, force)
+        splits = {name: load_split(dataset_dir, name, recipe, columns, show_progress) for name in ("train", "val")}
+    if world > 1:
+        dist.barrier()
+        if rank != 0:
+            splits = {name: load_split(dataset_dir, name, recipe, columns, False) for name in ("train", "val")}
+    n_train = len(splits["train"].paths)
+    if n_train < recipe.batch_size * world:
+        raise R2LError(
+            f"the training set has {n_train} images, fewer than the batch size {recipe.batch_size} "
+            f"x {world} process(es); lower --batch-size"
+        )
+
+    torch.manual_seed(seed)
+    model = build_model(recipe, len(columns), pretrained).to(device)
+    if backend.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    positives = splits["train"].labels.sum(axis=0)
+    pos_weight = (n_train - positives) / np.maximum(positives, 1) if recipe.loss == "bce_pos_weight" else None
+    criterion = torch.nn.BCEWithLogitsLoss(
+        pos_weight=torch.tensor(pos_weight, dtype=torch.float32, device=device) if pos_weight is not None else None
+    )
+    opt = recipe.optimisation
+    optimizer = torch.optim.AdamW(model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
+    train_set = CachedImages(splits["train"], recipe, train=True)
+    steps = n_train // (recipe.batch_size * world)
+    if opt.schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=opt.max_lr, total_steps=recipe.epochs * steps, div_factor=max(opt.max_lr / opt.lr, 1.0)
+        )
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+    start_epoch, history, best = 0, [], {"epoch": -1, "value": float("nan")}
+    if resume:
+        state = load_checkpoint(rundir / "last.pt", spec, recipe, columns)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        start_epoch, best = state["epoch"] + 1, state["best"]
+        history = pd.read_csv(rundir / "history.csv").iloc[:start_epoch].to_dict("records")
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    if backend.compile:
+        net = torch.compile(net)
+    loader_args = {
+        "batch_size": recipe.batch_size,
+        "num_workers": backend.num_workers,
+        "pin_memory": backend.pin_memory,
+        "persistent_workers": backend.num_workers > 0,
+    }
+    val_loader = DataLoader(CachedImages(splits["val"], recipe, train=False), shuffle=False, **loader_args)
+    sampler_fixed = DistributedSampler(train_set, seed=seed, drop_last=True) if world > 1 else None
+    higher = HIGHER_IS_BETTER[recipe.select_metric]
+    threshold = recipe.threshold if isinstance(recipe.threshold, float) else 0.5
+    started = time.perf_counter()
+
+    for epoch in range(start_epoch, recipe.epochs):
+        if sampler_fixed is not None:
+            sampler_fixed.set_epoch(epoch)
+            sampler = sampler_fixed
+        else:
+            sampler = RandomSampler(train_set, generator=torch.Generator().manual_seed(seed * 10_007 + epoch))
+        loader = DataLoader(train_set, sampler=sampler, drop_last=True, **loader_args)
+        net.train()
+        loss_sum, seen, probs, labels = 0.0, 0, [], []
+        with progress_bar(f"epoch {epoch + 1}/{recipe.epochs}", len(loader), show_progress and rank == 0) as advance:
+            for images, target in loader:
+                images = images.to(
+                    device, non_blocking=True, memory_format=torch.channels_last if backend.channels_last else None
+                )
+                target = target.to(device, non_blocking=True)
+                with _autocast(backend, device):
+                    logits = net(images).float()
+                loss = criterion(logits, target)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                loss_sum += loss.item() * len(target)
+                seen += len(target)
+                probs.append(torch.sigmoid(logits.detach()).cpu().numpy())
+                labels.append(target.cpu().numpy())
+                advance(1)
+        val_prob, val_truth, val_loss = _predict(model, val_loader, device, backend)
+        row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0]}
+        row |= _epoch_scores("train", np.concatenate(labels), np.concatenate(probs), loss_sum / seen, threshold)
+        row |= _epoch_scores("val", val_truth, val_prob, val_loss, threshold)
+        history.append(row)
+        value = row[f"val_{recipe.select_metric}"]
+        improved = np.isfinite(value) and (
+            not np.isfinite(best["value"]) or (value > best["value"] if higher else value < best["value"])
+        )
+        if improved or best["epoch"] < 0:
+            best = {"epoch": epoch, "value": float(value)}
+        if rank == 0:
+            with atomic_path(rundir / "history.csv") as tmp:
+                pd.DataFrame(history).to_csv(tmp, index=False)
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+                "epoch": epoch,
+                "best": best,
+            }
+            if best["epoch"] == epoch:
+                save_checkpoint(rundir / "best.pt", spec, recipe, columns, state)
+            save_checkpoint(rundir / "last.pt", spec, recipe, columns, state)
+            log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})
+
+    checksum = _checksum(model)
+    if world > 1:
+        sums = [None] * world
+        dist.all_gather_object(sums, checksum)
+        if any(abs(s - checksum) > 1e-6 * max(1.0, abs(checksum)) for s in sums):
+            raise R2LError(f"the {world} processes disagree on the final weights: {sums}")
+    if rank == 0:
+        run = {
+            "task": spec.name,
+            "task_version": spec.version,
+            "label_columns": columns,
+            "dataset": str(dataset_dir),
+            "trainer": backend.name,
+            "world_size": world,
+            "seed": seed,
+            "recipe": recipe.model_dump(mode="json"),
+            "best_epoch": best["epoch"] + 1,
+            "select_metric": recipe.select_metric,
+            "best_value": best["value"],
+            "weights_checksum": checksum,
+            "report2label": version("report2label"),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        with atomic_path(rundir / "run.json") as tmp:
+            tmp.write_text(json.dumps(run, indent=2))
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return TrainSummary(
+        rundir,
+        recipe.epochs,
+        best["epoch"] + 1,
+        best["value"],
+        recipe.select_metric,
+        time.perf_counter() - started,
+        world,
+        checksum,
+    )
