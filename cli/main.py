@@ -348,3 +348,70 @@ def evaluate(rundir, split, bootstrap) -> None:
     if result.skipped:
         console.print(f"[yellow]{result.skipped} unreadable images skipped[/]")
     console.print(f"metrics: {result.metrics_path}\nROC curve: {result.roc_path}")
+
+
+@cli.command()
+@click.argument("rundir", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The ONNX file to write.")
+@click.option("--quantize", is_flag=True, help="Also write a static int8 (QDQ) model, calibrated on training images.")
+@click.option("--atol", type=float, default=1e-4, show_default=True, help="Parity gate: max |Δ probability|.")
+def export(rundir, output, quantize, atol) -> None:
+    """Export RUNDIR's best checkpoint to ONNX after a parity gate; write MODEL.md beside it."""
+    from report2label.core.export import export as run_export
+
+    summary = run_export(rundir, output, quantize=quantize, atol=atol)
+    p = summary.parity
+    console.print(
+        f"parity on {p.images} test images: max |Δp| = {p.max_abs_diff:.2e}, {p.decisions_differ} decisions differ"
+    )
+    if summary.quantized:
+        q = summary.quantized
+        console.print(
+            f"int8: {q.path} — decisions agree on {q.agreement:.1%}, max |Δp| {q.max_abs_diff:.3f}, "
+            f"batch-1 latency {q.int8_ms:.1f} ms vs {q.float_ms:.1f} ms float"
+        )
+    console.print(f"model: {summary.path}\nmodel card: {summary.card}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="CSV to write (default: print CSV).")
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
+def predict(model, inputs, output, batch_size) -> None:
+    """Predict with an exported MODEL.onnx on INPUTS: image files, folders, or a CSV of paths.
+
+    Runs on ONNX Runtime alone (no PyTorch); preprocessing comes from the model's metadata.
+    """
+    from report2label.core.predict import predict as run_predict
+
+    table = run_predict(model, list(inputs), output, batch_size=batch_size)
+    failed = int((table["error"].fillna("") != "").sum())
+    if output is None:
+        click.echo(table.to_csv(index=False), nl=False)
+    else:
+        console.print(f"{len(table) - failed} images predicted, {failed} unreadable; predictions: {output}")
+    if failed:
+        for message in table.loc[table["error"].fillna("") != "", "error"].head(5):
+            click.echo(f"unreadable: {message}", err=True)
+
+
+@cli.command("run")
+@click.argument("pipeline", type=click.Path(path_type=Path))
+@click.option("--no-progress", is_flag=True)
+def run_command(pipeline, no_progress) -> None:
+    """Run the whole study described by PIPELINE (TOML): label → dataset → train → evaluate → export.
+
+    Steps whose outputs are complete and up to date are skipped; an interrupted run resumes.
+    """
+    from report2label.core.pipeline import run_pipeline
+
+    summary = run_pipeline(pipeline, show_progress=not no_progress, announce=lambda m: console.rule(m))
+    table = Table("step", "result", title="pipeline summary")
+    for step, result in summary.steps.items():
+        table.add_row(step, result)
+    console.print(table)
+    if summary.label_accuracy:
+        console.print("label accuracy vs gold: " + ", ".join(f"{k} {v:.3f}" for k, v in summary.label_accuracy.items()))
+    console.print("test ROC-AUC: " + ", ".join(f"{k} {v:.3f}" for k, v in (summary.test_auc or {}).items()))
+    console.print(f"ONNX model: {summary.model}\nmodel card: {summary.card}")

@@ -52,6 +52,8 @@ def load_run(rundir: Path) -> tuple[dict, ImageModelSpec]:
     if not path.is_file():
         raise R2LError(f"{rundir}: no run.json; is this a finished r2l train run?")
     run = json.loads(path.read_text())
+    if run.get("status") != "finished":
+        raise R2LError(f"{rundir}: the training run has not finished; continue it with r2l train --resume")
     return run, ImageModelSpec.model_validate(run["recipe"])
 
 

@@ -165,3 +165,31 @@ def labelled_example(tmp_path_factory) -> Path:
     write_example(folder / "example", seed=5, n_reports=120, image_size=96)
     label("ankle-fracture", folder / "example" / "reports.csv", folder / "labels", show_progress=False)
     return folder
+
+
+@pytest.fixture(scope="session")
+def trained_run(labelled_example, tmp_path_factory) -> Path:
+    """A finished and evaluated training run (32px, 2 epochs) on the labelled example."""
+    from report2label.core.data.dataset import build_dataset
+    from report2label.core.evaluate import evaluate
+    from report2label.core.training.loop import train
+
+    folder = tmp_path_factory.mktemp("trained")
+    build_dataset(
+        "ankle-fracture",
+        labelled_example / "labels" / "labels.csv",
+        labelled_example / "example" / "images.csv",
+        folder / "dataset",
+        seed=2,
+    )
+    train(
+        "ankle-fracture",
+        folder / "dataset",
+        folder / "run",
+        epochs=2,
+        image_size=32,
+        batch_size=16,
+        show_progress=False,
+    )
+    evaluate(folder / "run", n_boot=100, show_progress=False)
+    return folder / "run"

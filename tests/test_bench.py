@@ -43,3 +43,16 @@ def test_train_throughput_prints_loader_and_training_rates():
     assert run.returncode == 0, run.stderr
     rows = [line.split() for line in run.stdout.splitlines() if line.strip()[:2] in ("32", "48")]
     assert [row[0] for row in rows] == ["32", "48"] and all(len(row) == 4 for row in rows)
+
+
+def test_onnx_latency_prints_eager_and_onnxruntime_side_by_side():
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "onnx_latency.py"), "--size", "64", "--batches", "1", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "eager/onnxruntime" in run.stdout
+    [row] = [line.split() for line in run.stdout.splitlines() if line.split()[:1] == ["1"]]
+    assert len(row) == 4 and row[-1].endswith("x")

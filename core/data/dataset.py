@@ -20,6 +20,7 @@ import pandas as pd
 from .. import registry
 from ..atomic import atomic_path
 from ..errors import R2LError
+from ..hashing import file_sha256
 from ..reports import read_table, require_columns
 from ..task import TaskSpec
 
@@ -157,6 +158,7 @@ def build_dataset(
         "counts": counts,
         "dropped": dropped,
         "sources": {"labels": str(labels), "images": str(images)},
+        "inputs_sha256": {"labels": file_sha256(labels), "images": file_sha256(images)},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     with atomic_path(outdir / "dataset.json") as tmp:

@@ -28,6 +28,7 @@ from .. import registry
 from ..atomic import atomic_path
 from ..data.cache import load_split
 from ..errors import R2LError
+from ..hashing import file_sha256
 from ..image_model import ImageModelSpec
 from ..metrics import scores
 from ..progress import progress_bar
@@ -86,7 +87,15 @@ def _prepare_rundir(rundir: Path, resume: bool, force: bool) -> None:
             raise R2LError(
                 f"{rundir}: already holds a training run; pass --resume to continue or --force to start over"
             )
-        for name in ("best.pt", "last.pt", "history.csv", "run.json"):
+        for name in (
+            "best.pt",
+            "last.pt",
+            "history.csv",
+            "run.json",
+            "metrics.json",
+            "roc.png",
+            "test_predictions.csv",
+        ):
             (rundir / name).unlink(missing_ok=True)
     rundir.mkdir(parents=True, exist_ok=True)
 
@@ -139,6 +148,11 @@ def _epoch_scores(prefix: str, truth: np.ndarray, prob: np.ndarray, loss: float,
     for name in ("accuracy", "auc", "mcc"):
         row[f"{prefix}_{name}"] = float(np.nanmean([s[name] for s in per_label]))
     return row
+
+
+def _write_run(rundir: Path, info: dict) -> None:
+    with atomic_path(rundir / "run.json") as tmp:
+        tmp.write_text(json.dumps(info, indent=2))
 
 
 def _checksum(model: torch.nn.Module) -> float:
@@ -227,6 +241,21 @@ def train(
     higher = HIGHER_IS_BETTER[recipe.select_metric]
     threshold = recipe.threshold if isinstance(recipe.threshold, float) else 0.5
     started = time.perf_counter()
+    run_info = {
+        "task": spec.name,
+        "task_version": spec.version,
+        "label_columns": columns,
+        "dataset": str(dataset_dir),
+        "dataset_sha256": file_sha256(dataset_dir / "dataset.json"),
+        "trainer": backend.name,
+        "world_size": world,
+        "seed": seed,
+        "recipe": recipe.model_dump(mode="json"),
+        "select_metric": recipe.select_metric,
+        "report2label": version("report2label"),
+    }
+    if rank == 0:
+        _write_run(rundir, run_info | {"status": "training"})
 
     for epoch in range(start_epoch, recipe.epochs):
         if sampler_fixed is not None:
@@ -289,24 +318,17 @@ def train(
         if any(abs(s - checksum) > 1e-6 * max(1.0, abs(checksum)) for s in sums):
             raise R2LError(f"the {world} processes disagree on the final weights: {sums}")
     if rank == 0:
-        run = {
-            "task": spec.name,
-            "task_version": spec.version,
-            "label_columns": columns,
-            "dataset": str(dataset_dir),
-            "trainer": backend.name,
-            "world_size": world,
-            "seed": seed,
-            "recipe": recipe.model_dump(mode="json"),
-            "best_epoch": best["epoch"] + 1,
-            "select_metric": recipe.select_metric,
-            "best_value": best["value"],
-            "weights_checksum": checksum,
-            "report2label": version("report2label"),
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        with atomic_path(rundir / "run.json") as tmp:
-            tmp.write_text(json.dumps(run, indent=2))
+        _write_run(
+            rundir,
+            run_info
+            | {
+                "status": "finished",
+                "best_epoch": best["epoch"] + 1,
+                "best_value": best["value"],
+                "weights_checksum": checksum,
+                "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()

@@ -222,6 +222,36 @@ for any clinical or scientific conclusion.
   case (which phenomenon the report shows), source
 - `images.csv`: image (path relative to this folder), report_id, patient_id, view
 - `images/`: PNG images, 8- and 16-bit; a fracture line is drawn when gold_fracture is 1
+- `pipeline.toml`: the whole study for `r2l run`, set for a quick CPU run
+"""
+
+
+PIPELINE = """# report2label pipeline for the SYNTHETIC example, set for a quick CPU run (small images, few epochs).
+# r2l run pipeline.toml   — paths are relative to this file
+task = "ankle-fracture"
+workdir = "."
+
+[reports]
+path = "reports.csv"
+gold_col = "gold_fracture"
+
+[images]
+path = "images.csv"
+
+[label]
+backend = "rules"
+
+[dataset]
+seed = 0
+
+[train]
+device = "cpu"
+image_size = 64
+epochs = 8
+batch_size = 16
+
+[export]
+output = "model.onnx"
 """
 
 
@@ -265,6 +295,7 @@ def write_example(directory: str | Path, seed: int = 0, n_reports: int = 200, im
         with atomic_path(directory / name) as tmp:
             frame.to_csv(tmp, index=False)
     (directory / "README.md").write_text(NOTICE)
+    (directory / "pipeline.toml").write_text(PIPELINE)
     return {
         "reports": len(reports),
         "images": len(images),

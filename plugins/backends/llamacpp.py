@@ -8,7 +8,6 @@ The context is sized from the longest pending prompt; a report that cannot fit f
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -19,19 +18,12 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from report2label.core.errors import R2LError
+from report2label.core.hashing import file_sha256
 from report2label.core.hookspecs import hookimpl
 from report2label.core.labelling import Labeler, LabelRequest, RowFailure
 from report2label.core.labelling.chat import Message, fold_system, supports_system
 
 CORRECTION_TURNS = 2  # corrective exchanges the context leaves room for
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 23), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @contextmanager

@@ -1,0 +1,237 @@
+"""ONNX export of a training run, proven equal to PyTorch before anything is written.
+
+The best checkpoint is exported with a dynamic batch axis and the sigmoid inside (the output is
+a probability per label), checked with the ONNX checker, and run by ONNX Runtime on real images
+of the run's test split: probabilities must agree with PyTorch within ``atol`` and every decision
+at the chosen threshold must be identical, or nothing is written. The file's metadata carries
+what a consumer needs (labels, thresholds, preprocessing, input size, versions); ``MODEL.md``
+beside it is the model card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import registry
+from .atomic import atomic_path
+from .data.cache import CachedSplit, load_split
+from .errors import R2LError
+from .evaluate import evaluate, load_run
+from .image_model import ImageModelSpec
+from .model_card import write_model_card
+from .training.checkpoint import build_model, load_checkpoint
+
+PREFIX = "r2l."
+
+
+@dataclass(frozen=True)
+class Parity:
+    images: int
+    max_abs_diff: float
+    decisions_differ: int
+
+
+@dataclass(frozen=True)
+class Quantized:
+    path: Path
+    agreement: float
+    max_abs_diff: float
+    float_ms: float
+    int8_ms: float
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    path: Path
+    card: Path
+    parity: Parity
+    metadata: dict[str, str]
+    quantized: Quantized | None
+
+
+class WithSigmoid(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.model(image))
+
+
+def recipe_hash(recipe: ImageModelSpec) -> str:
+    return hashlib.sha256(recipe.model_dump_json().encode()).hexdigest()[:12]
+
+
+def _inputs(split: CachedSplit, recipe: ImageModelSpec, n: int) -> np.ndarray:
+    images = np.asarray(split.images[:n], dtype=np.float32)[:, None] / 255.0
+    return np.repeat(images, recipe.in_chans, axis=1) if recipe.in_chans > 1 else images
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def parity(session, model: torch.nn.Module, images: np.ndarray, thresholds: list[float]) -> Parity:
+    """Compare ONNX Runtime with PyTorch on ``images``: max |Δp| and how many decisions differ."""
+    with torch.no_grad():
+        expected = model(torch.from_numpy(images)).numpy()
+    got = session.run(None, {session.get_inputs()[0].name: images})[0]
+    limits = np.asarray(thresholds, dtype=np.float32)
+    return Parity(
+        len(images),
+        float(np.abs(got - expected).max()),
+        int(((got >= limits) != (expected >= limits)).any(axis=1).sum()),
+    )
+
+
+def _metadata(run: dict, recipe: ImageModelSpec, labels: list[str], thresholds: list[float]) -> dict[str, str]:
+    values = {
+        "task": run["task"],
+        "task_version": run["task_version"],
+        "labels": json.dumps(labels),
+        "thresholds": json.dumps(thresholds),
+        "input_size": str(recipe.image_size),
+        "in_chans": str(recipe.in_chans),
+        "preprocessing": recipe.preprocessing.model_dump_json(),
+        "recipe_hash": recipe_hash(recipe),
+        "architecture": recipe.architecture,
+        "report2label_version": version("report2label"),
+        "trained": run["finished"],
+        "input": "image: float32 [batch, channels, size, size], the preprocessed image scaled to [0, 1]",
+        "output": "probability: float32 [batch, labels], sigmoid of the logits",
+    }
+    return {PREFIX + key: value for key, value in values.items()}
+
+
+def _export_onnx(model: torch.nn.Module, recipe: ImageModelSpec, target: Path, metadata: dict[str, str]) -> None:
+    import onnx
+
+    example = torch.rand(2, recipe.in_chans, recipe.image_size, recipe.image_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        program = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            input_names=["image"],
+            output_names=["probability"],
+            dynamic_shapes={"image": {0: torch.export.Dim("batch")}},
+            verbose=False,
+        )
+        program.save(str(raw), external_data=False)
+        proto = onnx.load(str(raw))
+    onnx.helper.set_model_props(proto, metadata)
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, str(target))
+
+
+def _latency_ms(session, image: np.ndarray, repeats: int = 10) -> float:
+    name = session.get_inputs()[0].name
+    session.run(None, {name: image})
+    start = time.perf_counter()
+    for _ in range(repeats):
+        session.run(None, {name: image})
+    return (time.perf_counter() - start) / repeats * 1000
+
+
+def _quantize(
+    float_path: Path, target: Path, calibration: np.ndarray, check: np.ndarray, thresholds: list[float]
+) -> Quantized:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{"image": calibration[i : i + 1]} for i in range(len(calibration))])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    logging.disable(logging.WARNING)  # the quantiser warns once per normalisation weight
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            prepared = Path(tmp) / "prepared.onnx"
+            quant_pre_process(str(float_path), str(prepared))
+            with atomic_path(target) as out:
+                quantize_static(
+                    str(prepared),
+                    str(out),
+                    Reader(),
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=True,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                )
+    finally:
+        logging.disable(logging.NOTSET)
+    float_session, int8_session = _session(float_path), _session(target)
+    expected = float_session.run(None, {"image": check})[0]
+    got = int8_session.run(None, {"image": check})[0]
+    limits = np.asarray(thresholds, dtype=np.float32)
+    agreement = float(((got >= limits) == (expected >= limits)).all(axis=1).mean())
+    return Quantized(
+        target,
+        agreement,
+        float(np.abs(got - expected).max()),
+        _latency_ms(float_session, check[:1]),
+        _latency_ms(int8_session, check[:1]),
+    )
+
+
+def export(
+    rundir: str | Path,
+    output: str | Path,
+    *,
+    quantize: bool = False,
+    atol: float = 1e-4,
+    parity_images: int = 32,
+) -> ExportSummary:
+    """Export ``rundir``'s best checkpoint to ``output`` (ONNX) after the parity gate; write MODEL.md beside it."""
+    rundir, output = Path(rundir), Path(output)
+    run, recipe = load_run(rundir)
+    task = registry.task(run["task"])
+    columns = run["label_columns"]
+    if not (rundir / "metrics.json").is_file():
+        evaluate(rundir)
+    report = json.loads((rundir / "metrics.json").read_text())
+    labels = list(report["labels"])
+    thresholds = [report["labels"][name]["threshold"] for name in labels]
+    state = load_checkpoint(rundir / "best.pt", task, recipe, columns)
+    network = build_model(recipe, len(columns))
+    network.load_state_dict(state["model"])
+    model = WithSigmoid(network).eval()
+    test = load_split(Path(run["dataset"]), "test", recipe, columns, show_progress=False)
+    images = _inputs(test, recipe, parity_images)
+    metadata = _metadata(run, recipe, labels, thresholds)
+    with tempfile.TemporaryDirectory() as tmp:
+        candidate = Path(tmp) / output.name
+        _export_onnx(model, recipe, candidate, metadata)
+        check = parity(_session(candidate), model, images, thresholds)
+        if check.max_abs_diff > atol or check.decisions_differ:
+            raise R2LError(
+                f"parity gate failed on {check.images} test images: max |Δp| = {check.max_abs_diff:.3g} "
+                f"(allowed {atol:g}), {check.decisions_differ} decisions differ; nothing was written"
+            )
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(output) as tmp_out:
+            tmp_out.write_bytes(candidate.read_bytes())
+    quantized = None
+    if quantize:
+        train = load_split(Path(run["dataset"]), "train", recipe, columns, show_progress=False)
+        quantized = _quantize(output, output.with_suffix(".int8.onnx"), _inputs(train, recipe, 32), images, thresholds)
+    card = write_model_card(output, rundir, task, run, report, recipe, metadata, check, quantized)
+    return ExportSummary(output, card, check, metadata, quantized)

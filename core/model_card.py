@@ -1,0 +1,144 @@
+"""The model card written beside an exported model: what it predicts, from what, how well, for what."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from .atomic import atomic_path
+from .image_model import ImageModelSpec
+from .task import TaskSpec
+
+NOT_FOR_DIAGNOSIS = (
+    "**Not for diagnostic use.** This model was trained on labels extracted automatically from "
+    "report texts; it has not been validated or approved as a medical device. Research use only."
+)
+
+
+def _label_source(dataset: dict) -> list[str]:
+    labels_path = Path(dataset["sources"]["labels"])
+    lines = []
+    if labels_path.is_file():
+        table = pd.read_csv(labels_path, usecols=["backend", "model", "prompt", "prompt_hash", "status"])
+        first = table.iloc[0]
+        prompt = (
+            f"prompt variant `{first['prompt']}` ({first['prompt_hash']})"
+            if isinstance(first["prompt"], str)
+            else "no prompt (rule-based)"
+        )
+        lines.append(
+            f"- Labelled by backend `{first['backend']}`, model `{first['model']}`, {prompt}; "
+            f"{(table['status'] == 'labelled').sum()} of {len(table)} reports labelled."
+        )
+    agreement = labels_path.parent / "label_eval.json"
+    if agreement.is_file():
+        for item in json.loads(agreement.read_text())["per_label"]:
+            acc = item["metrics"]["accuracy"]
+            lines.append(
+                f"- Label accuracy against {item['n']} gold-labelled reports: {acc['value']:.3f} "
+                f"(95% CI {acc['low']:.3f}–{acc['high']:.3f})."
+            )
+    else:
+        lines.append("- Label accuracy was not measured (no label_eval.json beside the labels).")
+    return lines
+
+
+def write_model_card(
+    model_path: Path,
+    rundir: Path,
+    task: TaskSpec,
+    run: dict,
+    report: dict,
+    recipe: ImageModelSpec,
+    metadata: dict[str, str],
+    parity,
+    quantized,
+) -> Path:
+    """Write ``MODEL.md`` (and the ROC curve) beside ``model_path``."""
+    dataset = json.loads((Path(run["dataset"]) / "dataset.json").read_text())
+    roc_name = model_path.with_suffix(".roc.png").name
+    lines = [
+        f"# Model card: {task.name} (version {task.version})",
+        "",
+        NOT_FOR_DIAGNOSIS,
+        "",
+        "## What it predicts",
+        "",
+        task.description,
+        "",
+        f"Output: a probability per label ({', '.join(report['labels'])}); decision threshold "
+        + (
+            "chosen on the validation split by Youden's J"
+            if report["threshold_rule"] == "youden"
+            else "fixed by the recipe"
+        )
+        + ": "
+        + ", ".join(f"{name} ≥ {v['threshold']:.3f}" for name, v in report["labels"].items())
+        + ".",
+        "",
+        "## Model",
+        "",
+        f"- `{model_path.name}`: {recipe.architecture}, {recipe.in_chans} channel(s), {recipe.image_size}x"
+        f"{recipe.image_size} input, dynamic batch; ONNX metadata keys `r2l.*` carry labels, thresholds and "
+        "preprocessing.",
+        f"- Preprocessing: {recipe.preprocessing.model_dump_json()}.",
+        f"- Trained {run['finished']} with report2label {metadata['r2l.report2label_version']}, recipe hash "
+        f"{metadata['r2l.recipe_hash']}, trainer `{run['trainer']}`, best epoch {run['best_epoch']} by validation "
+        f"{run['select_metric']}.",
+        f"- Parity with PyTorch on {parity.images} test images: max |Δp| = {parity.max_abs_diff:.2e}, "
+        f"{parity.decisions_differ} decisions differ.",
+    ]
+    if quantized is not None:
+        lines.append(
+            f"- `{quantized.path.name}`: static int8 (QDQ, per-channel), decisions agree with the float "
+            f"model on {quantized.agreement:.1%} of test images (max |Δp| {quantized.max_abs_diff:.3f}); "
+            f"batch-1 latency {quantized.int8_ms:.1f} ms vs {quantized.float_ms:.1f} ms."
+        )
+    lines += [
+        "",
+        "## Labels",
+        "",
+        *_label_source(dataset),
+        "",
+        "## Data",
+        "",
+        "| split | " + " | ".join(next(iter(dataset["counts"].values()))) + " |",
+        "|---" * (1 + len(next(iter(dataset["counts"].values())))) + "|",
+    ]
+    for split, counts in dataset["counts"].items():
+        lines.append(f"| {split} | " + " | ".join(str(v) for v in counts.values()) + " |")
+    lines += [
+        "",
+        f"Split by patient (seed {dataset['seed']}); validation and test balanced: {dataset['balanced']}.",
+        "",
+        f"## Test metrics ({report['images']} images, bootstrap 95% CI, {report['bootstrap']} resamples)",
+        "",
+        "| label | metric | value | 95% CI |",
+        "|---|---|---|---|",
+    ]
+    for name, values in report["labels"].items():
+        for metric, est in values["metrics"].items():
+            lines.append(f"| {name} | {metric} | {est['value']:.3f} | {est['low']:.3f}–{est['high']:.3f} |")
+        c = values["confusion"]
+        lines.append(f"| {name} | confusion | TN={c['tn']} FP={c['fp']} FN={c['fn']} TP={c['tp']} | |")
+    if (rundir / "roc.png").is_file():
+        shutil.copyfile(rundir / "roc.png", model_path.parent / roc_name)
+        lines += ["", f"![ROC curve]({roc_name})"]
+    lines += [
+        "",
+        "## Intended use",
+        "",
+        "Research on automatically labelled radiographs: triage experiments, retrospective studies, "
+        "comparison of labelling methods. Use it only with images like those it was trained on (same task, "
+        "projection and preprocessing), and validate it locally before any use.",
+        "",
+        NOT_FOR_DIAGNOSIS,
+        "",
+    ]
+    card = model_path.with_name("MODEL.md")
+    with atomic_path(card) as tmp:
+        tmp.write_text("\n".join(lines))
+    return card

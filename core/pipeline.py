@@ -1,0 +1,253 @@
+"""The whole study as one TOML file: label → dataset → train → evaluate → export, behind ``r2l run``.
+
+Each step's outputs live in the pipeline's work folder; a step whose outputs are complete and
+match its inputs is skipped, an interrupted one resumes (labelling from its store, training from
+``last.pt``), a stale one is redone. Paths in the file are relative to the file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from . import registry
+from .errors import R2LError
+from .hashing import file_sha256
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReportsConfig(Section):
+    path: Path
+    id_col: str = "report_id"
+    text_col: str = "text"
+    gold_col: str | None = Field(None, description="Gold labels in the reports table: label accuracy is measured.")
+
+
+class ImagesConfig(Section):
+    path: Path = Field(description="Table with image, report_id, patient_id.")
+
+
+class LabelConfig(Section):
+    backend: str = "rules"
+    model: str | None = None
+    options: dict[str, Any] = {}
+    prompt: str | None = None
+    max_attempts: int = Field(3, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    allow_remote: bool = False
+
+
+class DatasetConfig(Section):
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    balance: bool | None = None
+    seed: int = 0
+    skip_missing: bool = False
+
+
+class TrainConfig(Section):
+    device: str = "cpu"
+    epochs: int | None = Field(None, ge=1)
+    image_size: int | None = Field(None, ge=16)
+    batch_size: int | None = Field(None, ge=1)
+    lr: float | None = Field(None, gt=0)
+    pretrained: Path | None = None
+    seed: int = 0
+
+
+class ExportConfig(Section):
+    output: Path = Path("model.onnx")
+    quantize: bool = False
+    atol: float = Field(1e-4, gt=0)
+
+
+class Pipeline(Section):
+    task: str
+    workdir: Path = Path(".")
+    reports: ReportsConfig
+    images: ImagesConfig
+    label: LabelConfig = LabelConfig()
+    dataset: DatasetConfig = DatasetConfig()
+    train: TrainConfig = TrainConfig()
+    export: ExportConfig = ExportConfig()
+
+
+@dataclass
+class PipelineSummary:
+    steps: dict[str, str] = field(default_factory=dict)
+    labelled: int = 0
+    failed: int = 0
+    label_accuracy: dict[str, float] | None = None
+    test_auc: dict[str, float] | None = None
+    model: Path | None = None
+    card: Path | None = None
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Read and validate a pipeline file; errors name the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise R2LError(f"{path}: no such file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise R2LError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        pipeline = Pipeline.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise R2LError(f"{path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    base = path.parent
+    updates = {"workdir": base / pipeline.workdir}
+    pipeline = pipeline.model_copy(update=updates)
+    pipeline.reports.path = base / pipeline.reports.path
+    pipeline.images.path = base / pipeline.images.path
+    if pipeline.train.pretrained:
+        pipeline.train.pretrained = base / pipeline.train.pretrained
+    pipeline.export.output = pipeline.workdir / pipeline.export.output
+    return pipeline
+
+
+def _dataset_current(folder: Path, labels: Path, images: Path) -> bool:
+    info_path = folder / "dataset.json"
+    if not info_path.is_file():
+        return False
+    info = json.loads(info_path.read_text())
+    hashes = info.get("inputs_sha256", {})
+    return hashes.get("labels") == file_sha256(labels) and hashes.get("images") == file_sha256(images)
+
+
+def _train_state(rundir: Path, dataset: Path, recipe: dict) -> str:
+    """'finished', 'resume' or 'fresh' for a run folder against the current data set and recipe."""
+    path = rundir / "run.json"
+    if not path.is_file():
+        return "fresh"
+    run = json.loads(path.read_text())
+    if run.get("dataset_sha256") != file_sha256(dataset / "dataset.json") or run.get("recipe") != recipe:
+        return "fresh"
+    if run.get("status") == "finished":
+        return "finished"
+    return "resume" if (rundir / "last.pt").is_file() else "fresh"
+
+
+def _newer(path: Path, *than: Path) -> bool:
+    return path.is_file() and all(path.stat().st_mtime >= other.stat().st_mtime for other in than)
+
+
+def run_pipeline(
+    path: str | Path, show_progress: bool = True, announce: Callable[[str], None] = lambda message: None
+) -> PipelineSummary:
+    """Perform every step of the pipeline file at ``path`` that is not complete already."""
+    from .data.dataset import build_dataset
+    from .evaluate import evaluate
+    from .export import export
+    from .labelling import label
+    from .labelling.agreement import eval_labels
+    from .training.loop import effective_recipe, train
+
+    p = load_pipeline(path)
+    task = registry.task(p.task)
+    work = p.workdir
+    labels_dir, dataset_dir, rundir = work / "labels", work / "dataset", work / "run"
+    summary = PipelineSummary()
+
+    announce("[1/5] label")
+    options = dict(p.label.options) | ({"model": p.label.model} if p.label.model else {})
+    options |= {"allow_remote": True} if p.label.allow_remote else {}
+    labelled = label(
+        task,
+        p.reports.path,
+        labels_dir,
+        backend=p.label.backend,
+        options=options,
+        prompt=p.label.prompt,
+        id_col=p.reports.id_col,
+        text_col=p.reports.text_col,
+        batch_size=p.label.batch_size,
+        max_attempts=p.label.max_attempts,
+        show_progress=show_progress,
+    )
+    summary.labelled, summary.failed = labelled.labelled, labelled.failed
+    summary.steps["label"] = f"{labelled.labelled} labelled, {labelled.failed} failed, {labelled.asked} asked"
+    if p.reports.gold_col:
+        agreement = eval_labels(
+            labels_dir / "labels.csv",
+            p.reports.path,
+            id_col=p.reports.id_col,
+            gold_col=p.reports.gold_col,
+            text_col=p.reports.text_col,
+        )
+        summary.label_accuracy = {r.label: r.metrics["accuracy"].value for r in agreement.labels}
+
+    announce("[2/5] dataset")
+    labels_csv = labels_dir / "labels.csv"
+    if _dataset_current(dataset_dir, labels_csv, p.images.path):
+        summary.steps["dataset"] = "skipped (up to date)"
+    else:
+        d = p.dataset
+        build_dataset(
+            task,
+            labels_csv,
+            p.images.path,
+            dataset_dir,
+            val_fraction=d.val_fraction,
+            test_fraction=d.test_fraction,
+            balance=d.balance,
+            seed=d.seed,
+            skip_missing=d.skip_missing,
+            force=True,
+        )
+        summary.steps["dataset"] = "written"
+
+    announce("[3/5] train")
+    t = p.train
+    recipe = effective_recipe(task, epochs=t.epochs, image_size=t.image_size, batch_size=t.batch_size, lr=t.lr)
+    state = _train_state(rundir, dataset_dir, recipe.model_dump(mode="json"))
+    if state == "finished":
+        summary.steps["train"] = "skipped (finished)"
+    else:
+        train(
+            task,
+            dataset_dir,
+            rundir,
+            trainer=t.device,
+            epochs=t.epochs,
+            image_size=t.image_size,
+            batch_size=t.batch_size,
+            lr=t.lr,
+            pretrained=t.pretrained,
+            resume=state == "resume",
+            force=state == "fresh",
+            seed=t.seed,
+            show_progress=show_progress,
+        )
+        summary.steps["train"] = "resumed" if state == "resume" else "trained"
+
+    announce("[4/5] evaluate")
+    if _newer(rundir / "metrics.json", rundir / "best.pt"):
+        summary.steps["evaluate"] = "skipped (up to date)"
+    else:
+        evaluate(rundir, show_progress=show_progress)
+        summary.steps["evaluate"] = "evaluated"
+    metrics = json.loads((rundir / "metrics.json").read_text())["labels"]
+    summary.test_auc = {name: values["metrics"]["auc"]["value"] for name, values in metrics.items()}
+
+    announce("[5/5] export")
+    output = p.export.output
+    card = output.with_name("MODEL.md")
+    if _newer(output, rundir / "metrics.json") and _newer(card, rundir / "metrics.json"):
+        summary.steps["export"] = "skipped (up to date)"
+    else:
+        export(rundir, output, quantize=p.export.quantize, atol=p.export.atol)
+        summary.steps["export"] = "exported"
+    summary.model, summary.card = output, card
+    return summary

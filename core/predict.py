@@ -1,0 +1,127 @@
+"""Inference with an exported model: ONNX Runtime, numpy, Pillow and pydicom only — never torch.
+
+Preprocessing is rebuilt from the model's ``r2l.*`` metadata alone, so any consumer of the ONNX
+file can do the same. An unreadable input gets an error row; the others are still predicted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_path
+from .data.images import ImageError, read_image
+from .data.preprocess import preprocess
+from .errors import R2LError
+from .image_model import Preprocessing
+from .progress import progress_bar
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".dicom"}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the ONNX metadata says about using the model."""
+
+    labels: list[str]
+    thresholds: list[float]
+    size: int
+    channels: int
+    preprocessing: Preprocessing
+
+    @classmethod
+    def of(cls, session, path: Path) -> ModelInfo:
+        meta = session.get_modelmeta().custom_metadata_map
+        try:
+            return cls(
+                json.loads(meta["r2l.labels"]),
+                json.loads(meta["r2l.thresholds"]),
+                int(meta["r2l.input_size"]),
+                int(meta["r2l.in_chans"]),
+                Preprocessing.model_validate_json(meta["r2l.preprocessing"]),
+            )
+        except KeyError as exc:
+            raise R2LError(f"{path}: not a report2label model (no metadata {exc.args[0]})") from None
+
+
+def expand_inputs(inputs: list[str | Path]) -> list[Path]:
+    """Files as given; folders searched recursively for images; a .csv gives its ``image`` (or first) column."""
+    paths: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            paths += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif item.suffix.lower() == ".csv":
+            if not item.is_file():
+                raise R2LError(f"{item}: no such file")
+            table = pd.read_csv(item)
+            column = "image" if "image" in table.columns else table.columns[0]
+            paths += [(item.parent / p) for p in table[column].astype(str)]
+        else:
+            paths.append(item)
+    if not paths:
+        raise R2LError("no input images found")
+    return paths
+
+
+def session_for(model: str | Path):
+    import onnxruntime as ort
+
+    path = Path(model)
+    if not path.is_file():
+        raise R2LError(f"{path}: no such model file")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for bad files
+        raise R2LError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
+
+
+def predict(
+    model: str | Path,
+    inputs: list[str | Path],
+    output: str | Path | None = None,
+    *,
+    batch_size: int = 16,
+    show_progress: bool = True,
+) -> pd.DataFrame:
+    """Probabilities and decisions per input image; written to ``output`` (CSV) when given."""
+    session = session_for(model)
+    info = ModelInfo.of(session, Path(model))
+    name = session.get_inputs()[0].name
+    paths = expand_inputs(inputs)
+    rows: list[dict] = []
+    with progress_bar("predicting", total=len(paths), enabled=show_progress) as advance:
+        for start in range(0, len(paths), batch_size):
+            batch, ready = [], []
+            for index, path in enumerate(paths[start : start + batch_size], start):
+                try:
+                    batch.append(preprocess(read_image(path), info.preprocessing, info.size))
+                    ready.append((index, path))
+                except ImageError as exc:
+                    rows.append({"index": index, "path": str(path), "error": str(exc)})
+            if batch:
+                images = np.stack(batch).astype(np.float32)[:, None] / 255.0
+                if info.channels > 1:
+                    images = np.repeat(images, info.channels, axis=1)
+                probs = session.run(None, {name: images})[0]
+                for (index, path), prob in zip(ready, probs, strict=True):
+                    row = {"index": index, "path": str(path), "error": ""}
+                    for label, threshold, p in zip(info.labels, info.thresholds, prob, strict=True):
+                        row[f"{label}_probability"] = float(p)
+                        row[f"{label}_decision"] = int(p >= threshold)
+                    rows.append(row)
+            advance(len(paths[start : start + batch_size]))
+    table = pd.DataFrame(rows).sort_values("index").reset_index(drop=True)
+    columns = ["path"] + [f"{label}_{kind}" for label in info.labels for kind in ("probability", "decision")]
+    table = table.reindex(columns=[*columns, "error"])
+    for label in info.labels:
+        table[f"{label}_decision"] = table[f"{label}_decision"].astype("Int64")
+    if output is not None:
+        with atomic_path(output) as tmp:
+            table.to_csv(tmp, index=False)
+    return table
