@@ -1,5 +1,7 @@
 """The training backends: ``cpu`` and ``cuda`` (bf16 autocast, channels_last, pinned memory, workers)."""
 
+from dataclasses import replace
+
 from report2label.core.hookspecs import hookimpl
 from report2label.core.training.trainer import Trainer
 
@@ -14,17 +16,7 @@ CUDA = Trainer(
     num_workers=4,
     description="bf16 autocast, channels_last, pinned memory, 4 workers; DDP over NCCL.",
 )
-CUDA_COMPILE = Trainer(
-    name="cuda-compile",
-    device_type="cuda",
-    ddp_backend="nccl",
-    autocast_dtype="bfloat16",
-    channels_last=True,
-    pin_memory=True,
-    num_workers=4,
-    compile=True,
-    description="as cuda, with torch.compile.",
-)
+CUDA_COMPILE = replace(CUDA, name="cuda-compile", compile=True, description="as cuda, with torch.compile.")
 
 
 @hookimpl
