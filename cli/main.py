@@ -60,7 +60,7 @@ def _parse_shard(value: str | None) -> tuple[int, int] | None:
 @click.version_option(version("report2label"), prog_name="r2l")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug, may include model answers).")
 def cli(verbose: int) -> None:
-    """report2label: radiology reports in, validated training labels out."""
+    """report2label: radiology reports in, validated labels, a trained model and an ONNX file out."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
