@@ -10,6 +10,8 @@ with a valid label, model calls per report, and the ratio.
     python bench/label_throughput.py --backend llamacpp --model m.gguf --reports reports.csv
     python bench/label_throughput.py --backend openai -O base_url=http://127.0.0.1:8000/v1
     python bench/label_throughput.py --backend vllm --model /models/llama-3.1-8b-instruct
+    python bench/label_throughput.py --write-model /tmp/llama8b --model-size 8b   # random 8B, HF layout
+    python bench/label_throughput.py --backend vllm --model /tmp/llama8b --n 2000
 """
 
 from __future__ import annotations
@@ -93,7 +95,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=40, help="reports to label")
     parser.add_argument("--prompt", default="de-zero-shot")
     parser.add_argument("--baseline-asks", type=int, default=5, help="bound on the baseline's re-asks")
+    parser.add_argument("--write-model", type=Path, help="write a random-weight Llama (HF layout) here and stop")
+    parser.add_argument("--model-size", default="8b", choices=["8b", "tiny"])
     args = parser.parse_args()
+    if args.write_model:
+        from report2label.plugins.backends.random_hf import SIZES, write_random_llama
+
+        write_random_llama(args.write_model, args.model_size)
+        print(f"random Llama ({SIZES[args.model_size].parameters:,} parameters) in {args.write_model}")
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
