@@ -1,10 +1,16 @@
-"""report2label's core: specs, hooks and the report → label flow. It imports no plugin.
+"""report2label's core: specs, hooks and the report → label → … → predict flow. It imports no plugin.
 
 Python API (each ``r2l`` command wraps one of these)::
 
-    from report2label.core import label, eval_labels
-    summary = label("ankle-fracture", "reports.csv", "out/")
+    from report2label.core import label, eval_labels, build_dataset, train, run_pipeline
+    from report2label.core.evaluate import evaluate
+    from report2label.core.export import export
+    from report2label.core.predict import predict      # needs no torch
+
+The torch-based functions load on first use, so importing this package never imports torch.
 """
+
+import importlib
 
 from .errors import R2LError
 from .hookspecs import hookimpl
@@ -13,6 +19,9 @@ from .labelling import Labeler, LabelRequest, RowFailure, label
 from .labelling.agreement import eval_labels
 from .rulespec import FindingRule, RuleSet
 from .task import Binary, FewShotExample, PromptVariant, TaskSpec
+
+_LAZY = {"build_dataset": ".data.dataset", "train": ".training.loop", "run_pipeline": ".pipeline"}
+
 
 __all__ = [
     "Binary",
@@ -29,4 +38,10 @@ __all__ = [
     "eval_labels",
     "hookimpl",
     "label",
+    *_LAZY,
 ]
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
