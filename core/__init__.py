@@ -41,6 +41,7 @@ __all__ = [
     *_LAZY,
 ]
 
+
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name], __name__), name)

@@ -184,13 +184,23 @@ def train(
     columns = info["label_columns"]
     rank, local_rank, world = _distributed(backend)
     device = _device(backend, local_rank)
-    if rank == 0:
-        _prepare_rundir(rundir, resume, force)
-        splits = {name: load_split(dataset_dir, name, recipe, columns, show_progress) for name in ("train", "val")}
+    problem = None
+    if rank == 0:  # prepares the folder and builds the cache; the other ranks then read it
+        try:
+            _prepare_rundir(rundir, resume, force)
+            splits = {name: load_split(dataset_dir, name, recipe, columns, show_progress) for name in ("train", "val")}
+        except R2LError as exc:
+            problem = str(exc)
     if world > 1:
-        dist.barrier()
-        if rank != 0:
-            splits = {name: load_split(dataset_dir, name, recipe, columns, False) for name in ("train", "val")}
+        outcome = [problem]
+        dist.broadcast_object_list(outcome, src=0)  # every rank stops with rank 0's error, none waits forever
+        problem = outcome[0]
+    if problem:
+        if world > 1:
+            dist.destroy_process_group()
+        raise R2LError(problem)
+    if rank != 0:
+        splits = {name: load_split(dataset_dir, name, recipe, columns, False) for name in ("train", "val")}
     n_train = len(splits["train"].paths)
     if n_train < recipe.batch_size * world:
         raise R2LError(
