@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from report2label.core import registry
-from report2label.core.export import WithSigmoid, _export_onnx, _quantize, _session
+from report2label.core.export import WithSigmoid, _export_onnx, _quantize
+from report2label.core.predict import session_for
 from report2label.core.training.checkpoint import build_model
 from report2label.core.training.loop import effective_recipe
 
@@ -46,11 +47,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         _export_onnx(model, recipe, path, {})
-        sessions = {"onnxruntime": _session(path)}
+        sessions = {"onnxruntime": session_for(path)}
         if args.quantize:
             calibration = rng.random((8, 1, args.size, args.size), dtype=np.float32)
             quantized = _quantize(path, Path(tmp) / "model.int8.onnx", calibration, calibration, [0.5])
-            sessions["onnxruntime int8"] = _session(quantized.path)
+            sessions["onnxruntime int8"] = session_for(quantized.path)
         print(
             f"ankle recipe ({recipe.architecture}, 1 channel) at {args.size}x{args.size}, "
             f"CPU with {torch.get_num_threads()} threads, mean of {args.repeats} runs"

@@ -24,11 +24,13 @@ import torch
 
 from . import registry
 from .atomic import atomic_path
-from .data.cache import CachedSplit, load_split
+from .data.cache import load_split
+from .data.preprocess import model_input
 from .errors import R2LError
 from .evaluate import evaluate, load_run
 from .image_model import ImageModelSpec
 from .model_card import write_model_card
+from .predict import session_for
 from .training.checkpoint import build_model, load_checkpoint
 
 PREFIX = "r2l."
@@ -70,19 +72,6 @@ class WithSigmoid(torch.nn.Module):
 
 def recipe_hash(recipe: ImageModelSpec) -> str:
     return hashlib.sha256(recipe.model_dump_json().encode()).hexdigest()[:12]
-
-
-def _inputs(split: CachedSplit, recipe: ImageModelSpec, n: int) -> np.ndarray:
-    images = np.asarray(split.images[:n], dtype=np.float32)[:, None] / 255.0
-    return np.repeat(images, recipe.in_chans, axis=1) if recipe.in_chans > 1 else images
-
-
-def _session(path: Path):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def parity(session, model: torch.nn.Module, images: np.ndarray, thresholds: list[float]) -> Parity:
@@ -178,7 +167,7 @@ def _quantize(
                 )
     finally:
         logging.disable(logging.NOTSET)
-    float_session, int8_session = _session(float_path), _session(target)
+    float_session, int8_session = session_for(float_path), session_for(target)
     expected = float_session.run(None, {"image": check})[0]
     got = int8_session.run(None, {"image": check})[0]
     limits = np.asarray(thresholds, dtype=np.float32)
@@ -215,12 +204,12 @@ def export(
     network.load_state_dict(state["model"])
     model = WithSigmoid(network).eval()
     test = load_split(Path(run["dataset"]), "test", recipe, columns, show_progress=False)
-    images = _inputs(test, recipe, parity_images)
+    images = model_input(test.images[:parity_images], recipe.in_chans)
     metadata = _metadata(run, recipe, labels, thresholds)
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / output.name
         _export_onnx(model, recipe, candidate, metadata)
-        check = parity(_session(candidate), model, images, thresholds)
+        check = parity(session_for(candidate), model, images, thresholds)
         if check.max_abs_diff > atol or check.decisions_differ:
             raise R2LError(
                 f"parity gate failed on {check.images} test images: max |Δp| = {check.max_abs_diff:.3g} "
@@ -232,6 +221,12 @@ def export(
     quantized = None
     if quantize:
         train = load_split(Path(run["dataset"]), "train", recipe, columns, show_progress=False)
-        quantized = _quantize(output, output.with_suffix(".int8.onnx"), _inputs(train, recipe, 32), images, thresholds)
+        quantized = _quantize(
+            output,
+            output.with_suffix(".int8.onnx"),
+            model_input(train.images[:32], recipe.in_chans),
+            images,
+            thresholds,
+        )
     card = write_model_card(output, rundir, task, run, report, recipe, metadata, check, quantized)
     return ExportSummary(output, card, check, metadata, quantized)

@@ -15,10 +15,11 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .data.images import ImageError, read_image
-from .data.preprocess import preprocess
+from .data.preprocess import model_input, preprocess
 from .errors import R2LError
 from .image_model import Preprocessing
 from .progress import progress_bar
+from .reports import read_table
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".dicom"}
 
@@ -55,9 +56,7 @@ def expand_inputs(inputs: list[str | Path]) -> list[Path]:
         if item.is_dir():
             paths += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         elif item.suffix.lower() == ".csv":
-            if not item.is_file():
-                raise R2LError(f"{item}: no such file")
-            table = pd.read_csv(item)
+            table = read_table(item)
             column = "image" if "image" in table.columns else table.columns[0]
             paths += [(item.parent / p) for p in table[column].astype(str)]
         else:
@@ -105,9 +104,7 @@ def predict(
                 except ImageError as exc:
                     rows.append({"index": index, "path": str(path), "error": str(exc)})
             if batch:
-                images = np.stack(batch).astype(np.float32)[:, None] / 255.0
-                if info.channels > 1:
-                    images = np.repeat(images, info.channels, axis=1)
+                images = model_input(np.stack(batch), info.channels)
                 probs = session.run(None, {name: images})[0]
                 for (index, path), prob in zip(ready, probs, strict=True):
                     row = {"index": index, "path": str(path), "error": ""}

@@ -29,6 +29,12 @@ def foreground_crop(scaled: np.ndarray, low: float, high: float) -> np.ndarray:
     return scaled[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
 
 
+def model_input(images: np.ndarray, channels: int) -> np.ndarray:
+    """Preprocessed uint8 images [N, H, W] as the model's input: float32 [N, channels, H, W] in [0, 1]."""
+    scaled = np.asarray(images, dtype=np.float32)[:, None] / 255.0
+    return np.repeat(scaled, channels, axis=1) if channels > 1 else scaled
+
+
 def preprocess(pixels: np.ndarray, pre: Preprocessing, size: int) -> np.ndarray:
     """A ``size`` x ``size`` uint8 image ready for the model (0-255 = the scaled range)."""
     scaled = minmax(pixels)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from ..data.cache import CachedSplit
+from ..data.preprocess import model_input
 from ..image_model import ImageModelSpec
 
 
@@ -36,7 +36,7 @@ class CachedImages(Dataset):
         return len(self.split.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = torch.from_numpy(np.array(self.split.images[index], dtype=np.float32) / 255.0)[None]
+        image = torch.from_numpy(model_input(self.split.images[index][None], 1)[0])
         if self.transform is not None:
             image = self.transform(image)
         if self.channels > 1:
