@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from report2label.core import registry
-from report2label.core.errors import R2LError
+from report2label.core.errors import EXIT_ERROR, R2LError
 from report2label.core.labelling import label as run_label
 from report2label.core.labelling.agreement import eval_labels as run_eval_labels
 from report2label.core.plugins import plugin_infos
@@ -24,14 +24,37 @@ from report2label.core.plugins import plugin_infos
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
+#: Modules only an optional extra installs, and that extra.
+EXTRAS = {"torch": "train", "torchvision": "train", "timm": "train", "onnx": "train", "matplotlib": "train"}
+
+
+def _error(message: str, exit_code: int) -> click.ClickException:
+    error = click.ClickException(message)
+    error.exit_code = exit_code
+    return error
+
+
 class Group(click.Group):
-    """Turns an :class:`R2LError` into ``Error: <message>`` and exit code 1."""
+    """Commands in the order of the flow; an :class:`R2LError` becomes ``Error: <message>`` and its exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except R2LError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise _error(str(exc), exc.exit_code) from None
+        except ModuleNotFoundError as exc:
+            extra = EXTRAS.get((exc.name or "").partition(".")[0])
+            if extra is None:
+                raise
+            command = ctx.invoked_subcommand or "this command"
+            raise _error(
+                f"r2l {command} needs {exc.name}, which the base install leaves out; "
+                f"install it with: pip install 'report2label[{extra}]'",
+                EXIT_ERROR,
+            ) from None
 
 
 def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -63,42 +86,6 @@ def cli(verbose: int) -> None:
     """report2label: radiology reports in, validated labels, a trained model and an ONNX file out."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-
-
-@cli.command()
-def plugins() -> None:
-    """List installed plugins, their versions and the hooks they implement."""
-    table = Table("plugin", "package", "version", "hooks")
-    for info in plugin_infos():
-        table.add_row(info.name, info.package, info.version, ", ".join(info.hooks))
-    console.print(table)
-
-
-@cli.command()
-@click.argument("name", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print the full task spec (prompts, schema, rules) as JSON.")
-def tasks(name: str | None, as_json: bool) -> None:
-    """List tasks with version, labels, languages and prompt variants."""
-    specs = [registry.task(name)] if name else list(registry.tasks().values())
-    if as_json:
-        click.echo(json.dumps([spec.model_dump(mode="json") for spec in specs], indent=2, ensure_ascii=False))
-        return
-    table = Table("task", "version", "labels", "languages", "prompt variants (hash)", "rules", "recipe")
-    for spec in specs:
-        prompts = "\n".join(f"{p.name} ({p.hash})" for p in spec.prompts)
-        recipe = f"{spec.recipe.architecture} {spec.recipe.image_size}px" if spec.recipe else "-"
-        table.add_row(
-            spec.name,
-            spec.version,
-            ", ".join(spec.labels),
-            ", ".join(spec.languages),
-            prompts,
-            "yes" if spec.rules else "no",
-            recipe,
-        )
-    console.print(table)
-    labelers = registry.labelers()
-    console.print("labelling backends: " + ", ".join(sorted(labelers)))
 
 
 @cli.command()
@@ -213,29 +200,6 @@ def eval_labels(labels, gold, id_col, gold_col, text_col, outdir) -> None:
         f"compared {report.compared} reports; {report.failed} failed and {report.missing} unlabelled excluded"
     )
     console.print(f"disagreements: {report.disagreements}\nmetrics: {report.summary}")
-
-
-@cli.command()
-@click.argument("name")
-@click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--n-reports", type=click.IntRange(1), default=200, show_default=True)
-@click.option("--image-size", type=click.IntRange(64), default=256, show_default=True)
-@click.option("--force", is_flag=True, help="Write into a folder that is not empty.")
-def example(name, directory, seed, n_reports, image_size, force) -> None:
-    """Write the synthetic example data set of task NAME into DIRECTORY.
-
-    A folder that holds an earlier example (it has r2l-example.json) is rewritten; any other
-    non-empty folder needs --force.
-    """
-    writer = registry.example(name)
-    marker = directory / "r2l-example.json"
-    if directory.exists() and any(directory.iterdir()) and not marker.exists() and not force:
-        raise R2LError(f"{directory}: folder is not empty; choose another or pass --force")
-    counts = writer(directory, seed=seed, n_reports=n_reports, image_size=image_size)
-    settings = {"task": name, "seed": seed, "n_reports": n_reports, "image_size": image_size, "counts": counts}
-    marker.write_text(json.dumps(settings, indent=2))
-    console.print(f"SYNTHETIC example written to {directory}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
 @cli.command()
@@ -415,3 +379,62 @@ def run_command(pipeline, no_progress) -> None:
         console.print("label accuracy vs gold: " + ", ".join(f"{k} {v:.3f}" for k, v in summary.label_accuracy.items()))
     console.print("test ROC-AUC: " + ", ".join(f"{k} {v:.3f}" for k, v in (summary.test_auc or {}).items()))
     console.print(f"ONNX model: {summary.model}\nmodel card: {summary.card}")
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--n-reports", type=click.IntRange(1), default=200, show_default=True)
+@click.option("--image-size", type=click.IntRange(64), default=256, show_default=True)
+@click.option("--force", is_flag=True, help="Write into a folder that is not empty.")
+def example(name, directory, seed, n_reports, image_size, force) -> None:
+    """Write the synthetic example data set of task NAME into DIRECTORY.
+
+    A folder that holds an earlier example (it has r2l-example.json) is rewritten; any other
+    non-empty folder needs --force.
+    """
+    writer = registry.example(name)
+    marker = directory / "r2l-example.json"
+    if directory.exists() and any(directory.iterdir()) and not marker.exists() and not force:
+        raise R2LError(f"{directory}: folder is not empty; choose another or pass --force")
+    counts = writer(directory, seed=seed, n_reports=n_reports, image_size=image_size)
+    settings = {"task": name, "seed": seed, "n_reports": n_reports, "image_size": image_size, "counts": counts}
+    marker.write_text(json.dumps(settings, indent=2))
+    console.print(f"SYNTHETIC example written to {directory}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+@cli.command()
+def plugins() -> None:
+    """List installed plugins, their versions and the hooks they implement."""
+    table = Table("plugin", "package", "version", "hooks")
+    for info in plugin_infos():
+        table.add_row(info.name, info.package, info.version, ", ".join(info.hooks))
+    console.print(table)
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the full task spec (prompts, schema, rules) as JSON.")
+def tasks(name: str | None, as_json: bool) -> None:
+    """List tasks with version, labels, languages and prompt variants."""
+    specs = [registry.task(name)] if name else list(registry.tasks().values())
+    if as_json:
+        click.echo(json.dumps([spec.model_dump(mode="json") for spec in specs], indent=2, ensure_ascii=False))
+        return
+    table = Table("task", "version", "labels", "languages", "prompt variants (hash)", "rules", "recipe")
+    for spec in specs:
+        prompts = "\n".join(f"{p.name} ({p.hash})" for p in spec.prompts)
+        recipe = f"{spec.recipe.architecture} {spec.recipe.image_size}px" if spec.recipe else "-"
+        table.add_row(
+            spec.name,
+            spec.version,
+            ", ".join(spec.labels),
+            ", ".join(spec.languages),
+            prompts,
+            "yes" if spec.rules else "no",
+            recipe,
+        )
+    console.print(table)
+    labelers = registry.labelers()
+    console.print("labelling backends: " + ", ".join(sorted(labelers)))
