@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.stats import binomtest
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,8 @@ class Confusion:
 def wilson(successes: int, trials: int) -> Estimate:
     if trials == 0:
         return Estimate(float("nan"), float("nan"), float("nan"))
+    from scipy.stats import binomtest  # imported here: scipy.stats costs every r2l command seconds
+
     ci = binomtest(successes, trials).proportion_ci(confidence_level=0.95, method="wilson")
     return Estimate(successes / trials, float(ci.low), float(ci.high))
 

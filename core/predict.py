@@ -19,7 +19,7 @@ from .data.preprocess import model_input, preprocess
 from .errors import R2LError
 from .image_model import Preprocessing
 from .progress import progress_bar
-from .reports import read_table
+from .reports import read_table, require_columns
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".dicom"}
 
@@ -50,15 +50,15 @@ class ModelInfo:
 
 
 def expand_inputs(inputs: list[str | Path]) -> list[Path]:
-    """Files as given; folders searched recursively for images; a .csv gives its ``image`` (or first) column."""
+    """Files as given; folders searched recursively for images; a .csv gives its ``image`` column."""
     paths: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
             paths += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         elif item.suffix.lower() == ".csv":
             table = read_table(item)
-            column = "image" if "image" in table.columns else table.columns[0]
-            paths += [(item.parent / p) for p in table[column].astype(str)]
+            require_columns(table, item, {"image": "list the image paths in a column named image"})
+            paths += [(item.parent / p) for p in table["image"].astype(str)]
         else:
             paths.append(item)
     if not paths:
@@ -89,10 +89,10 @@ def predict(
     show_progress: bool = True,
 ) -> pd.DataFrame:
     """Probabilities and decisions per input image; written to ``output`` (CSV) when given."""
+    paths = expand_inputs(inputs)
     session = session_for(model)
     info = ModelInfo.of(session, Path(model))
     name = session.get_inputs()[0].name
-    paths = expand_inputs(inputs)
     rows: list[dict] = []
     with progress_bar("predicting", total=len(paths), enabled=show_progress) as advance:
         for start in range(0, len(paths), batch_size):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -29,9 +30,32 @@ def _decode(path: Path) -> str:
         ) from None
 
 
+LABELS_HINT = "is it a labels.csv written by r2l label?"
+IMAGES_HINT = "the images table needs the columns image, report_id and patient_id"
+#: Cell texts that mean "no value" in exported tables; a report reading just this is empty.
+MISSING_MARKERS = frozenset({"nan", "na", "n/a", "null", "none", "<na>"})
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    rows = []
+    for number, line in enumerate(_decode(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise R2LError(f"{path}: line {number}: not valid JSON: {exc.msg} (column {exc.colno})") from None
+        if not isinstance(row, dict):
+            raise R2LError(f"{path}: line {number}: expected a JSON object, found {type(row).__name__}")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def read_table(path: str | Path, str_columns: tuple[str, ...] = ()) -> pd.DataFrame:
     """Read a CSV/TSV/Parquet/JSONL table; ``str_columns`` are kept as text (ids)."""
     path = Path(path)
+    if path.is_dir():
+        raise R2LError(f"{path}: is a directory; give a table file ({', '.join(sorted(FORMATS))})")
     if not path.is_file():
         raise R2LError(f"{path}: no such file")
     kind = FORMATS.get(path.suffix.lower())
@@ -43,7 +67,7 @@ def read_table(path: str | Path, str_columns: tuple[str, ...] = ()) -> pd.DataFr
         if kind == "parquet":
             frame = pd.read_parquet(path)
         elif kind == "jsonl":
-            frame = pd.read_json(io.StringIO(_decode(path)), lines=True, dtype=False)
+            frame = _read_jsonl(path)
         else:
             dtype = {column: str for column in str_columns}
             sep = "\t" if kind == "tsv" else ","
@@ -58,11 +82,25 @@ def read_table(path: str | Path, str_columns: tuple[str, ...] = ()) -> pd.DataFr
 
 
 def require_columns(frame: pd.DataFrame, path: Path, columns: dict[str, str]) -> None:
-    """Fail naming the first missing column; ``columns`` maps column name to the option that sets it."""
-    for column, option in columns.items():
+    """Fail naming the first missing column; ``columns`` maps each column to a hint on how to fix it."""
+    for column, hint in columns.items():
         if column not in frame.columns:
             have = ", ".join(map(str, frame.columns))
-            raise R2LError(f"{path}: no column {column!r} (columns: {have}); choose it with {option}")
+            raise R2LError(f"{path}: no column {column!r} (columns: {have}); {hint}")
+
+
+def _texts(frame: pd.DataFrame, path: Path, text_col: str) -> pd.Series:
+    """The report texts; missing values and missing-value markers become empty texts, numbers are refused."""
+    column = frame[text_col]
+    present = column.dropna()
+    numeric = pd.api.types.is_numeric_dtype(column) or present.map(lambda v: isinstance(v, int | float)).any()
+    if numeric and not present.empty:
+        raise R2LError(
+            f"{path}: column {text_col!r} holds numbers ({column.dtype}), not report texts; "
+            "choose the text column with --text-col"
+        )
+    texts = column.fillna("").astype(str)
+    return texts.mask(texts.str.strip().str.lower().isin(MISSING_MARKERS), "")
 
 
 def read_reports(path: str | Path, id_col: str = "report_id", text_col: str = "text") -> pd.DataFrame:
@@ -73,7 +111,7 @@ def read_reports(path: str | Path, id_col: str = "report_id", text_col: str = "t
     """
     path = Path(path)
     frame = read_table(path, (id_col,))
-    require_columns(frame, path, {id_col: "--id-col", text_col: "--text-col"})
+    require_columns(frame, path, {id_col: "choose it with --id-col", text_col: "choose it with --text-col"})
     ids = frame[id_col]
     missing = ids.isna() | (ids.astype(str).str.strip() == "")
     if missing.any():
@@ -82,7 +120,7 @@ def read_reports(path: str | Path, id_col: str = "report_id", text_col: str = "t
     reports = pd.DataFrame(
         {
             "report_id": ids.astype(str).str.strip(),
-            "text": frame[text_col].fillna("").astype(str),
+            "text": _texts(frame, path, text_col),
         }
     )
     reports["text_hash"] = reports["text"].map(text_hash)

@@ -42,7 +42,7 @@ def test_outside_plugin_appears_and_labels(outside_plugin, r2l_process, tmp_path
 
 def test_outside_task_works_in_process(outside_plugin, r2l, tmp_path):
     """The same plugin through the Python API's loader, in this process."""
-    reports = write_reports(tmp_path / "notes.csv", ["smoke", "none"])
+    reports = write_reports(tmp_path / "notes.csv", ["smoke", "all quiet"])
     result = r2l("label", "smoke-test", reports, "-o", tmp_path / "out", "--backend", "fake", "--no-progress")
     assert result.exit_code == 0, result.output
     assert "2 labelled" in result.output

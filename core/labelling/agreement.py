@@ -12,7 +12,8 @@ from .. import registry
 from ..atomic import atomic_path
 from ..errors import R2LError
 from ..metrics import Confusion, Estimate, binary_agreement
-from ..reports import read_table, require_columns
+from ..reports import LABELS_HINT, read_table, require_columns
+from .folder import LabelFolder
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def eval_labels(
     """Compare ``labels`` (a ``labels.csv``) with ``gold``; write ``disagreements.csv`` and ``label_eval.json``."""
     labels, gold = Path(labels), Path(gold)
     ours = read_table(labels, ("report_id",))
-    require_columns(ours, labels, {"report_id": "r2l label", "task": "r2l label", "status": "r2l label"})
+    require_columns(ours, labels, dict.fromkeys(("report_id", "task", "status"), LABELS_HINT))
     tasks = ours["task"].dropna().unique()
     if len(tasks) != 1:
         raise R2LError(f"{labels}: expected the labels of one task, found {len(tasks)}")
@@ -85,7 +86,7 @@ def eval_labels(
     if gold_col and len(spec.labels) > 1:
         raise R2LError(f"--gold-col names one column, but task {spec.name!r} has {len(spec.labels)} labels")
     theirs = read_table(gold, (id_col,))
-    require_columns(theirs, gold, {id_col: "--id-col"})
+    require_columns(theirs, gold, {id_col: "choose it with --id-col"})
     theirs = theirs.rename(columns={id_col: "report_id"})
     theirs["report_id"] = theirs["report_id"].astype(str).str.strip()
     columns = {name: _gold_column(theirs, gold, name, gold_col) for name in spec.labels}
@@ -116,8 +117,8 @@ def eval_labels(
                 }
             )
         )
-    outdir = Path(outdir) if outdir else labels.parent
-    disagreements, summary = outdir / "disagreements.csv", outdir / "label_eval.json"
+    folder = LabelFolder(Path(outdir) if outdir else labels.parent)
+    disagreements, summary = folder.disagreements, folder.evaluation
     with atomic_path(disagreements) as tmp:
         pd.concat(disagreeing).to_csv(tmp, index=False)
     report = {

@@ -13,7 +13,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,13 @@ from ..atomic import atomic_path
 from ..errors import R2LError
 from ..progress import progress_bar
 from ..reports import read_reports
-from ..task import PromptVariant, TaskSpec
+from ..task import PromptVariant, TaskSpec, Validation
+from .folder import LabelFolder
 from .labeler import Labeler, LabelRequest, RowFailure
 from .store import LabelStore, Result, RunKey
 
 log = logging.getLogger(__name__)
 
-STORE_NAME = "labels.sqlite"
 OUTPUT_COLUMNS = (
     "status",
     "reason",
@@ -82,11 +82,16 @@ def build_options(cls: type[Labeler], options: dict[str, Any]) -> Labeler.Option
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _label_batch(
-    labeler: Labeler, task: TaskSpec, prompt: PromptVariant, rows: pd.DataFrame, max_attempts: int
+    labeler: Labeler,
+    task: TaskSpec,
+    prompt: PromptVariant,
+    rows: pd.DataFrame,
+    max_attempts: int,
+    checked_answers: dict[str, Validation],
 ) -> list[Result]:
     """Ask the backend for one batch, re-asking invalid answers with a corrective message."""
     conversations = {r.report_id: prompt.messages(r.text) for r in rows.itertuples()}
@@ -105,7 +110,9 @@ def _label_batch(
             if isinstance(raw, RowFailure):
                 results[row.report_id] = Result(row.report_id, row.text_hash, "failed", None, str(raw), n, None, _now())
                 continue
-            checked = task.validate_answer(raw)
+            if raw not in checked_answers:
+                checked_answers[raw] = task.validate_answer(raw)
+            checked = checked_answers[raw]
             if checked.answer is not None:
                 results[row.report_id] = Result(
                     row.report_id, row.text_hash, "labelled", checked.answer, None, n, raw, _now()
@@ -159,12 +166,39 @@ def _output_table(table: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
     return out
 
 
-def _write_output(out: pd.DataFrame, outdir: Path, parquet: bool) -> None:
-    with atomic_path(outdir / "labels.csv") as tmp:
+def _write_output(out: pd.DataFrame, folder: LabelFolder, parquet: bool) -> None:
+    with atomic_path(folder.csv) as tmp:
         out.to_csv(tmp, index=False)
     if parquet:
-        with atomic_path(outdir / "labels.parquet") as tmp:
+        with atomic_path(folder.parquet) as tmp:
             out.to_parquet(tmp, index=False)
+
+
+def _label_pending(
+    store: LabelStore,
+    key: RunKey,
+    labeler: Labeler,
+    spec: TaskSpec,
+    variant: PromptVariant,
+    pending: pd.DataFrame,
+    batch_size: int,
+    max_attempts: int,
+    show_progress: bool,
+) -> tuple[int, int]:
+    """Label ``pending`` batch by batch, storing each batch; return (reports asked, backend calls)."""
+    prompt_name = variant.name if labeler.uses_prompt else ""
+    labeler.prepare(pending["text"].tolist())
+    asked = calls = 0
+    checked_answers: dict[str, Validation] = {}  # backends repeat answers; validate each text once
+    with progress_bar(f"labelling ({labeler.name})", total=len(pending), enabled=show_progress) as advance:
+        for offset in range(0, len(pending), batch_size):
+            batch = pending.iloc[offset : offset + batch_size]
+            results = _label_batch(labeler, spec, variant, batch, max_attempts, checked_answers)
+            store.put(key, prompt_name, labeler.params, results)
+            asked += len(batch)
+            calls += sum(r.attempts for r in results)
+            advance(len(batch))
+    return asked, calls
 
 
 def label(
@@ -187,7 +221,9 @@ def label(
     """Label every report of ``reports`` into ``outdir/labels.csv``; resumes from ``outdir/labels.sqlite``.
 
     ``shard=(k, n)`` labels only the k-th of n disjoint shares (1-based), for n processes on n GPUs
-    writing to one store; it writes no table: a final run without ``shard`` does.
+    writing to one store; it writes no table: a final run without ``shard`` does. Everything that
+    can be checked (task, backend, options, model file, reports, output folder) is checked before
+    the store is created; a run that stores nothing leaves no store behind.
     """
     if max_attempts < 1:
         raise R2LError("max_attempts must be at least 1")
@@ -200,44 +236,42 @@ def label(
     table = read_reports(reports, id_col, text_col)
     if shard is not None:
         table = table[table["report_id"].map(lambda i: _share(i, shard[1]) == shard[0] - 1)]
-    outdir = Path(outdir)
-    store = LabelStore(outdir / STORE_NAME)
+    folder = LabelFolder(Path(outdir))
+    folder.check(spec.name)
     start = time.perf_counter()
-    asked = calls = 0
+    labeler = cls(spec, variant, opts)
     try:
-        labeler = cls(spec, variant, opts)
+        key = RunKey(spec.name, spec.version, variant.hash if cls.uses_prompt else "", cls.name, labeler.model_id)
+        created, new_store = folder.create(), not folder.store.exists()
+        store = LabelStore(folder.store, spec.name)
         try:
-            key = RunKey(spec.name, spec.version, variant.hash if cls.uses_prompt else "", cls.name, labeler.model_id)
-            prompt_name = variant.name if cls.uses_prompt else ""
             done = store.done(key)
             finished = [(i, h) in done for i, h in zip(table["report_id"], table["text_hash"], strict=True)]
             pending, failures = _prechecked(table[[not f for f in finished]], max_chars)
             if failures:
-                store.put(key, prompt_name, labeler.params, failures)
-            labeler.prepare(pending["text"].tolist())
-            size = batch_size or cls.batch_size
-            with progress_bar(f"labelling ({cls.name})", total=len(pending), enabled=show_progress) as advance:
-                for offset in range(0, len(pending), size):
-                    batch = pending.iloc[offset : offset + size]
-                    results = _label_batch(labeler, spec, variant, batch, max_attempts)
-                    store.put(key, prompt_name, labeler.params, results)
-                    asked += len(batch)
-                    calls += sum(r.attempts for r in results)
-                    advance(len(batch))
-        finally:
-            labeler.close()
-        seconds = time.perf_counter() - start
-        stored = store.table(key)
-    finally:
+                store.put(key, variant.name if cls.uses_prompt else "", labeler.params, failures)
+            asked, calls = _label_pending(
+                store, key, labeler, spec, variant, pending, batch_size or cls.batch_size, max_attempts, show_progress
+            )
+            stored = store.table(key)
+        except BaseException:
+            unused = new_store and store.empty()
+            store.close()
+            if unused:
+                folder.discard_store(created)
+            raise
         store.close()
+    finally:
+        labeler.close()
+    seconds = time.perf_counter() - start
     merged = table[["report_id", "text_hash"]].merge(stored, on=["report_id", "text_hash"], how="left")
     out = _output_table(merged, spec)
     if shard is None:
-        _write_output(out, outdir, parquet)
+        _write_output(out, folder, parquet)
     labelled = out[out["status"] == "labelled"]
     failed = out[out["status"] == "failed"]
     return LabelSummary(
-        output=outdir / "labels.csv" if shard is None else None,
+        output=folder.csv if shard is None else None,
         total=len(out),
         labelled=len(labelled),
         failed=len(failed),

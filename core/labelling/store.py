@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS labels (
     PRIMARY KEY (report_id, text_hash, task, task_version, prompt_hash, backend, model)
 )
 """
+VERSION = 1  # PRAGMA user_version of the layout above
+COLUMNS = [line.split()[0] for line in SCHEMA.strip().splitlines()[1:-2]]
 KEY = ("task", "task_version", "prompt_hash", "backend", "model")
 
 
@@ -67,25 +69,61 @@ class Result:
 
 
 class LabelStore:
-    """Open (or create) the store at ``path``."""
+    """Open (or create) the store at ``path`` for ``task``; refuse another layout, version or task."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, task: str) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=60)
+        try:
+            self.db = sqlite3.connect(path, timeout=60)
+        except sqlite3.OperationalError as exc:
+            raise R2LError(f"{path}: cannot open the label store ({exc})") from None
+        try:
+            self._open()
+            self._check_task(task)
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _open(self) -> None:
         for attempt in range(100):  # processes of one sharded run may create the store together
             try:
+                with self.db:
+                    self._check_layout()
                 self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute(SCHEMA)
-                break
+                return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or attempt == 99:
-                    self.db.close()
-                    raise R2LError(f"{path}: not a usable label store ({exc})") from None
+                    raise R2LError(f"{self.path}: not a usable label store ({exc})") from None
                 time.sleep(0.05)
             except sqlite3.DatabaseError as exc:
-                self.db.close()
-                raise R2LError(f"{path}: not a usable label store ({exc})") from None
+                raise R2LError(f"{self.path}: not a usable label store ({exc})") from None
+
+    def _check_layout(self) -> None:
+        found = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if found not in (0, VERSION):
+            raise R2LError(
+                f"{self.path}: label store version {found} is unknown to this report2label (it reads version "
+                f"{VERSION}); use the report2label that wrote it, or label into another folder"
+            )
+        columns = [row[1] for row in self.db.execute("PRAGMA table_info(labels)")]
+        if columns and columns != COLUMNS:
+            raise R2LError(
+                f"{self.path}: its labels table has another layout ({', '.join(columns)}); "
+                "not a report2label label store: label into another folder"
+            )
+        if found == 0:  # new, or written before the store had a version
+            self.db.execute(SCHEMA)
+            self.db.execute(f"PRAGMA user_version = {VERSION}")
+
+    def _check_task(self, task: str) -> None:
+        other = self.db.execute("SELECT task FROM labels WHERE task != ? LIMIT 1", (task,)).fetchone()
+        if other:
+            raise R2LError(
+                f"{self.path}: holds labels of task {other[0]!r}, not {task!r}; label {task!r} into another folder"
+            )
+
+    def empty(self) -> bool:
+        return self.db.execute("SELECT 1 FROM labels LIMIT 1").fetchone() is None
 
     def done(self, key: RunKey) -> set[tuple[str, str]]:
         """(report_id, text_hash) of every row already labelled under ``key``."""
@@ -96,6 +134,7 @@ class LabelStore:
 
     def put(self, key: RunKey, prompt: str, params: dict, results: list[Result]) -> None:
         """Store a batch of results in one transaction."""
+        settings = json.dumps(params, sort_keys=True)
         rows = [
             (
                 r.report_id,
@@ -107,7 +146,7 @@ class LabelStore:
                 r.attempts,
                 r.raw_answer,
                 prompt,
-                json.dumps(params, sort_keys=True),
+                settings,
                 r.labelled_at,
             )
             for r in results

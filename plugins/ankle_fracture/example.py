@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 from PIL.PngImagePlugin import PngInfo
-from scipy.ndimage import gaussian_filter
 
 from report2label.core.atomic import atomic_path
 from report2label.core.progress import progress_bar
@@ -197,6 +196,8 @@ def _radiograph(rng: np.random.Generator, size: int, fracture: bool, hardware: b
         x0, x1 = (fx - 4 * s, fx + 18 * s) if on_fibula else (cx - 48 * s, cx + 14 * s)
         draw.line([(x0, y - tilt), (x1, y + tilt)], fill=0.12, width=max(2, round(width * s)))
     image = canvas.rotate(rng.uniform(-8, 8), resample=Image.BILINEAR, fillcolor=0.05)
+    from scipy.ndimage import gaussian_filter  # here: the plugin loads for every r2l command
+
     pixels = gaussian_filter(np.asarray(image, dtype=np.float32), sigma=0.8 * s) * rng.uniform(0.85, 1.1)
     pixels += rng.normal(0, 0.03, pixels.shape).astype(np.float32)
     return np.clip(pixels, 0, 1)
