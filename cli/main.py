@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from report2label.core import registry
-from report2label.core.errors import EXIT_ERROR, R2LError
+from report2label.core.errors import EXIT_ERROR, EXIT_PARTIAL, R2LError
 from report2label.core.labelling import label as run_label
 from report2label.core.labelling.agreement import eval_labels as run_eval_labels
 from report2label.core.plugins import plugin_infos
@@ -25,7 +25,7 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 #: Modules only an optional extra installs, and that extra.
-EXTRAS = {"torch": "train", "torchvision": "train", "timm": "train", "onnx": "train", "matplotlib": "train"}
+EXTRAS = dict.fromkeys(("torch", "torchvision", "timm", "onnx", "onnxscript", "matplotlib", "sklearn"), "train")
 
 
 def _error(message: str, exit_code: int) -> click.ClickException:
@@ -88,7 +88,7 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-@cli.command()
+@cli.command(short_help="Label reports with rules or an LLM (resumable).")
 @click.argument("task")
 @click.argument("reports", type=click.Path(path_type=Path))
 @click.option("-o", "--outdir", type=click.Path(path_type=Path), required=True, help="Output folder (resumable).")
@@ -177,9 +177,10 @@ def label(
     console.print(f"labels: {summary.output}" if summary.output else "shard done; run without --shard for labels.csv")
     if summary.failed:
         console.print("rerun the same command to try the failed reports again")
+        click.get_current_context().exit(EXIT_PARTIAL)
 
 
-@cli.command("eval-labels")
+@cli.command("eval-labels", short_help="Measure labels against gold labels, with 95% CIs.")
 @click.argument("labels", type=click.Path(path_type=Path))
 @click.argument("gold", type=click.Path(path_type=Path))
 @click.option("--id-col", default="report_id", show_default=True, help="Report id column of GOLD.")
@@ -202,7 +203,7 @@ def eval_labels(labels, gold, id_col, gold_col, text_col, outdir) -> None:
     console.print(f"disagreements: {report.disagreements}\nmetrics: {report.summary}")
 
 
-@cli.command()
+@cli.command(short_help="Join labels to images; split them by patient.")
 @click.argument("task")
 @click.option("--labels", type=click.Path(path_type=Path), required=True, help="labels.csv from r2l label.")
 @click.option("--images", type=click.Path(path_type=Path), required=True, help="Table: image, report_id, patient_id.")
@@ -237,7 +238,7 @@ def dataset(task, labels, images, outdir, val_fraction, test_fraction, balance, 
     console.print(f"data set: {summary.directory}")
 
 
-@cli.command()
+@cli.command(short_help="Train the task's image model on a data set.")
 @click.argument("task")
 @click.argument("dataset_dir", type=click.Path(path_type=Path))
 @click.option("-o", "--rundir", type=click.Path(path_type=Path), required=True)
@@ -278,8 +279,9 @@ def train(
         show_progress=not no_progress,
     )
     if int(os.environ.get("RANK", "0")) == 0:
+        resumed = f" (resumed after epoch {summary.resumed_from})" if summary.resumed_from else ""
         console.print(
-            f"trained {summary.epochs} epochs in {summary.seconds:.0f} s; best epoch {summary.best_epoch} "
+            f"trained {summary.epochs} epochs{resumed} in {summary.seconds:.0f} s; best epoch {summary.best_epoch} "
             f"(val {summary.metric} {summary.best_value:.3f}); run: {summary.rundir}"
         )
         if summary.world_size > 1:
@@ -288,7 +290,7 @@ def train(
             )
 
 
-@cli.command()
+@cli.command(short_help="Test metrics with 95% CIs and a ROC curve.")
 @click.argument("rundir", type=click.Path(path_type=Path))
 @click.option("--split", default="test", show_default=True)
 @click.option("--bootstrap", type=click.IntRange(100), default=1000, show_default=True, help="Bootstrap resamples.")
@@ -314,7 +316,7 @@ def evaluate(rundir, split, bootstrap) -> None:
     console.print(f"metrics: {result.metrics_path}\nROC curve: {result.roc_path}")
 
 
-@cli.command()
+@cli.command(short_help="Export to ONNX behind a parity gate, with a model card.")
 @click.argument("rundir", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The ONNX file to write.")
 @click.option("--quantize", is_flag=True, help="Also write a static int8 (QDQ) model, calibrated on training images.")
@@ -337,7 +339,7 @@ def export(rundir, output, quantize, atol) -> None:
     console.print(f"model: {summary.path}\nmodel card: {summary.card}")
 
 
-@cli.command()
+@cli.command(short_help="Predict images with an ONNX model (no PyTorch).")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="CSV to write (default: print CSV).")
@@ -358,15 +360,17 @@ def predict(model, inputs, output, batch_size) -> None:
     if failed:
         for message in table.loc[table["error"].fillna("") != "", "error"].head(5):
             click.echo(f"unreadable: {message}", err=True)
+        click.get_current_context().exit(EXIT_PARTIAL)
 
 
-@cli.command("run")
+@cli.command("run", short_help="Run the whole study from one TOML file (resumable).")
 @click.argument("pipeline", type=click.Path(path_type=Path))
 @click.option("--no-progress", is_flag=True)
 def run_command(pipeline, no_progress) -> None:
     """Run the whole study described by PIPELINE (TOML): label → dataset → train → evaluate → export.
 
     Steps whose outputs are complete and up to date are skipped; an interrupted run resumes.
+    Exits with 3 when some reports failed labelling (the rest went on).
     """
     from report2label.core.pipeline import run_pipeline
 
@@ -379,9 +383,12 @@ def run_command(pipeline, no_progress) -> None:
         console.print("label accuracy vs gold: " + ", ".join(f"{k} {v:.3f}" for k, v in summary.label_accuracy.items()))
     console.print("test ROC-AUC: " + ", ".join(f"{k} {v:.3f}" for k, v in (summary.test_auc or {}).items()))
     console.print(f"ONNX model: {summary.model}\nmodel card: {summary.card}")
+    if summary.failed:
+        console.print(f"[red]{summary.failed} reports failed labelling[/]; rerun to try them again")
+        click.get_current_context().exit(EXIT_PARTIAL)
 
 
-@cli.command()
+@cli.command(short_help="Write a synthetic example study.")
 @click.argument("name")
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -404,7 +411,7 @@ def example(name, directory, seed, n_reports, image_size, force) -> None:
     console.print(f"SYNTHETIC example written to {directory}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
-@cli.command()
+@cli.command(short_help="List installed plugins and their hooks.")
 def plugins() -> None:
     """List installed plugins, their versions and the hooks they implement."""
     table = Table("plugin", "package", "version", "hooks")
@@ -413,7 +420,7 @@ def plugins() -> None:
     console.print(table)
 
 
-@cli.command()
+@cli.command(short_help="List tasks, their labels and prompt variants.")
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the full task spec (prompts, schema, rules) as JSON.")
 def tasks(name: str | None, as_json: bool) -> None:

@@ -18,13 +18,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from . import registry
-from .atomic import atomic_path
+from .atomic import atomic_path, sweep
 from .data.cache import load_split
 from .errors import R2LError
 from .image_model import ImageModelSpec
 from .metrics import Confusion, Estimate, bootstrap_scores, youden_threshold
 from .training.checkpoint import build_model, load_checkpoint
 from .training.data import CachedImages
+from .training.folder import RunFolder
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class Evaluation:
 
 
 def load_run(rundir: Path) -> tuple[dict, ImageModelSpec]:
-    path = rundir / "run.json"
+    """The record of a finished training run and its effective recipe."""
+    path = RunFolder(rundir).info
     if not path.is_file():
         raise R2LError(f"{rundir}: no run.json; is this a finished r2l train run?")
     run = json.loads(path.read_text())
@@ -89,9 +91,10 @@ def evaluate(rundir: str | Path, split: str = "test", *, n_boot: int = 1000, sho
 
     rundir = Path(rundir)
     run, recipe = load_run(rundir)
+    folder = RunFolder(rundir)
     task = registry.task(run["task"])
     columns = run["label_columns"]
-    state = load_checkpoint(rundir / "best.pt", task, recipe, columns)
+    state = load_checkpoint(folder.best, task, recipe, columns)
     model = build_model(recipe, len(columns))
     model.load_state_dict(state["model"])
     dataset = Path(run["dataset"])
@@ -124,7 +127,8 @@ def evaluate(rundir: str | Path, split: str = "test", *, n_boot: int = 1000, sho
         predictions[f"{result.label}_true"] = target.labels[:, i].astype(int)
         predictions[f"{result.label}_probability"] = prob[:, i]
         predictions[f"{result.label}_decision"] = (prob[:, i] >= result.threshold).astype(int)
-    with atomic_path(rundir / f"{split}_predictions.csv") as tmp:
+    sweep(rundir)
+    with atomic_path(folder.predictions(split)) as tmp:
         predictions.to_csv(tmp, index=False)
     report = {
         "task": task.name,
@@ -143,8 +147,7 @@ def evaluate(rundir: str | Path, split: str = "test", *, n_boot: int = 1000, sho
             for r in results
         },
     }
-    metrics_path, roc_path = rundir / "metrics.json", rundir / "roc.png"
-    with atomic_path(metrics_path) as tmp:
+    with atomic_path(folder.metrics) as tmp:
         tmp.write_text(json.dumps(report, indent=2))
-    _plot(results, roc_path, f"{task.name}: {split} ({len(target.paths)} images)")
-    return Evaluation(rundir, split, len(target.paths), len(target.skipped), results, metrics_path, roc_path)
+    _plot(results, folder.roc, f"{task.name}: {split} ({len(target.paths)} images)")
+    return Evaluation(rundir, split, len(target.paths), len(target.skipped), results, folder.metrics, folder.roc)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import tempfile
 import time
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 from . import registry
-from .atomic import atomic_path
+from .atomic import atomic_path, scratch_dir, sweep
 from .data.cache import load_split
 from .data.preprocess import model_input
 from .errors import R2LError
@@ -32,6 +31,7 @@ from .image_model import ImageModelSpec
 from .model_card import write_model_card
 from .predict import session_for
 from .training.checkpoint import build_model, load_checkpoint
+from .training.folder import RunFolder
 
 PREFIX = "r2l."
 
@@ -110,19 +110,16 @@ def _export_onnx(model: torch.nn.Module, recipe: ImageModelSpec, target: Path, m
     import onnx
 
     example = torch.rand(2, recipe.in_chans, recipe.image_size, recipe.image_size)
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "raw.onnx"
-        program = torch.onnx.export(
-            model,
-            (example,),
-            dynamo=True,
-            input_names=["image"],
-            output_names=["probability"],
-            dynamic_shapes={"image": {0: torch.export.Dim("batch")}},
-            verbose=False,
-        )
-        program.save(str(raw), external_data=False)
-        proto = onnx.load(str(raw))
+    program = torch.onnx.export(
+        model,
+        (example,),
+        dynamo=True,
+        input_names=["image"],
+        output_names=["probability"],
+        dynamic_shapes={"image": {0: torch.export.Dim("batch")}},
+        verbose=False,
+    )
+    proto = program.model_proto  # in memory, the weights inside: no scratch file
     onnx.helper.set_model_props(proto, metadata)
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(target))
@@ -140,6 +137,7 @@ def _latency_ms(session, image: np.ndarray, repeats: int = 10) -> float:
 def _quantize(
     float_path: Path, target: Path, calibration: np.ndarray, check: np.ndarray, thresholds: list[float]
 ) -> Quantized:
+    import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -152,19 +150,17 @@ def _quantize(
 
     logging.disable(logging.WARNING)  # the quantiser warns once per normalisation weight
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            prepared = Path(tmp) / "prepared.onnx"
-            quant_pre_process(str(float_path), str(prepared))
-            with atomic_path(target) as out:
-                quantize_static(
-                    str(prepared),
-                    str(out),
-                    Reader(),
-                    quant_format=QuantFormat.QDQ,
-                    per_channel=True,
-                    activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8,
-                )
+        with scratch_dir(target.parent), atomic_path(target) as out:  # out: the prepared model, then int8
+            quant_pre_process(str(float_path), str(out))
+            quantize_static(
+                onnx.load(str(out)),
+                str(out),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+            )
     finally:
         logging.disable(logging.NOTSET)
     float_session, int8_session = session_for(float_path), session_for(target)
@@ -191,23 +187,26 @@ def export(
 ) -> ExportSummary:
     """Export ``rundir``'s best checkpoint to ``output`` (ONNX) after the parity gate; write MODEL.md beside it."""
     rundir, output = Path(rundir), Path(output)
+    if output.is_dir():
+        raise R2LError(f"{output}: is a directory; name the ONNX file to write, e.g. {output / 'model.onnx'}")
     run, recipe = load_run(rundir)
+    folder = RunFolder(rundir)
     task = registry.task(run["task"])
     columns = run["label_columns"]
-    if not (rundir / "metrics.json").is_file():
+    if not folder.metrics.is_file():
         evaluate(rundir)
-    report = json.loads((rundir / "metrics.json").read_text())
+    report = json.loads(folder.metrics.read_text())
     labels = list(report["labels"])
     thresholds = [report["labels"][name]["threshold"] for name in labels]
-    state = load_checkpoint(rundir / "best.pt", task, recipe, columns)
+    state = load_checkpoint(folder.best, task, recipe, columns)
     network = build_model(recipe, len(columns))
     network.load_state_dict(state["model"])
     model = WithSigmoid(network).eval()
     test = load_split(Path(run["dataset"]), "test", recipe, columns, show_progress=False)
     images = model_input(test.images[:parity_images], recipe.in_chans)
     metadata = _metadata(run, recipe, labels, thresholds)
-    with tempfile.TemporaryDirectory() as tmp:
-        candidate = Path(tmp) / output.name
+    sweep(output.parent)
+    with atomic_path(output) as candidate:  # replaces ``output`` only if the parity gate passes
         _export_onnx(model, recipe, candidate, metadata)
         check = parity(session_for(candidate), model, images, thresholds)
         if check.max_abs_diff > atol or check.decisions_differ:
@@ -215,9 +214,6 @@ def export(
                 f"parity gate failed on {check.images} test images: max |Δp| = {check.max_abs_diff:.3g} "
                 f"(allowed {atol:g}), {check.decisions_differ} decisions differ; nothing was written"
             )
-        output.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(output) as tmp_out:
-            tmp_out.write_bytes(candidate.read_bytes())
     quantized = None
     if quantize:
         train = load_split(Path(run["dataset"]), "train", recipe, columns, show_progress=False)

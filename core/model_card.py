@@ -9,8 +9,11 @@ from pathlib import Path
 import pandas as pd
 
 from .atomic import atomic_path
+from .data.folder import DatasetFolder
 from .image_model import ImageModelSpec
+from .labelling.folder import LabelFolder
 from .task import TaskSpec
+from .training.folder import RunFolder
 
 NOT_FOR_DIAGNOSIS = (
     "**Not for diagnostic use.** This model was trained on labels extracted automatically from "
@@ -33,7 +36,7 @@ def _label_source(dataset: dict) -> list[str]:
             f"- Labelled by backend `{first['backend']}`, model `{first['model']}`, {prompt}; "
             f"{(table['status'] == 'labelled').sum()} of {len(table)} reports labelled."
         )
-    agreement = labels_path.parent / "label_eval.json"
+    agreement = LabelFolder(labels_path.parent).evaluation
     if agreement.is_file():
         for item in json.loads(agreement.read_text())["per_label"]:
             acc = item["metrics"]["accuracy"]
@@ -44,6 +47,11 @@ def _label_source(dataset: dict) -> list[str]:
     else:
         lines.append("- Label accuracy was not measured (no label_eval.json beside the labels).")
     return lines
+
+
+def card_path(model_path: Path) -> Path:
+    """Where the model card of ``model_path`` goes: ``MODEL.md`` beside it."""
+    return model_path.with_name("MODEL.md")
 
 
 def write_model_card(
@@ -58,7 +66,8 @@ def write_model_card(
     quantized,
 ) -> Path:
     """Write ``MODEL.md`` (and the ROC curve) beside ``model_path``."""
-    dataset = json.loads((Path(run["dataset"]) / "dataset.json").read_text())
+    dataset = json.loads(DatasetFolder(Path(run["dataset"])).info.read_text())
+    roc = RunFolder(rundir).roc
     roc_name = model_path.with_suffix(".roc.png").name
     lines = [
         f"# Model card: {task.name} (version {task.version})",
@@ -124,8 +133,9 @@ def write_model_card(
             lines.append(f"| {name} | {metric} | {est['value']:.3f} | {est['low']:.3f}–{est['high']:.3f} |")
         c = values["confusion"]
         lines.append(f"| {name} | confusion | TN={c['tn']} FP={c['fp']} FN={c['fn']} TP={c['tp']} | |")
-    if (rundir / "roc.png").is_file():
-        shutil.copyfile(rundir / "roc.png", model_path.parent / roc_name)
+    if roc.is_file():
+        with atomic_path(model_path.parent / roc_name) as tmp:
+            shutil.copyfile(roc, tmp)
         lines += ["", f"![ROC curve]({roc_name})"]
     lines += [
         "",
@@ -138,7 +148,7 @@ def write_model_card(
         NOT_FOR_DIAGNOSIS,
         "",
     ]
-    card = model_path.with_name("MODEL.md")
+    card = card_path(model_path)
     with atomic_path(card) as tmp:
         tmp.write_text("\n".join(lines))
     return card

@@ -1,24 +1,36 @@
 """The whole study as one TOML file: label → dataset → train → evaluate → export, behind ``r2l run``.
 
-Each step's outputs live in the pipeline's work folder; a step whose outputs are complete and
-match its inputs is skipped, an interrupted one resumes (labelling from its store, training from
-``last.pt``), a stale one is redone. Paths in the file are relative to the file.
+The file is validated whole — keys, values and every name it gives (task, backend and its
+options, prompt, trainer) — before any step runs or torch is imported. Each step's outputs live
+in the pipeline's work folder; a step whose outputs are complete and match its inputs is skipped,
+an interrupted one resumes (labelling from its store, training from ``last.pt``), a stale one is
+redone. Paths in the file are relative to the file.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import registry
-from .errors import R2LError
+from .data.dataset import build_dataset
+from .data.folder import DatasetFolder
+from .errors import NothingUsable, R2LError
 from .hashing import file_sha256
+from .image_model import ImageModelSpec
+from .labelling import label
+from .labelling.agreement import eval_labels
+from .labelling.engine import build_options
+from .model_card import card_path
+from .training.folder import RunFolder
+from .training.recipe import effective_recipe
 
 
 class Section(BaseModel):
@@ -114,11 +126,49 @@ def load_pipeline(path: str | Path) -> Pipeline:
     if pipeline.train.pretrained:
         pipeline.train.pretrained = base / pipeline.train.pretrained
     pipeline.export.output = pipeline.workdir / pipeline.export.output
+    _check_names(pipeline, path)
     return pipeline
 
 
+def _label_options(config: LabelConfig) -> dict[str, Any]:
+    """The backend options as ``r2l label`` would pass them: ``options``, ``model`` and ``allow_remote``."""
+    options = dict(config.options) | ({"model": config.model} if config.model else {})
+    return options | ({"allow_remote": True} if config.allow_remote else {})
+
+
+def _recipe(pipeline: Pipeline) -> ImageModelSpec:
+    t = pipeline.train
+    task = registry.task(pipeline.task)
+    return effective_recipe(task, epochs=t.epochs, image_size=t.image_size, batch_size=t.batch_size, lr=t.lr)
+
+
+@contextmanager
+def _key(path: Path, key: str) -> Iterator[None]:
+    """Prefix an error with the file and the key it concerns."""
+    try:
+        yield
+    except R2LError as exc:
+        raise R2LError(f"{path}: {key}: {exc}") from None
+
+
+def _check_names(pipeline: Pipeline, path: Path) -> None:
+    """Resolve every name the file gives: task, backend, its options, prompt, trainer, recipe overrides."""
+    with _key(path, "task"):
+        task = registry.task(pipeline.task)
+    with _key(path, "label.backend"):
+        backend = registry.labeler(pipeline.label.backend)
+    with _key(path, "label.options"):
+        build_options(backend, _label_options(pipeline.label))
+    with _key(path, "label.prompt"):
+        task.prompt(pipeline.label.prompt)
+    with _key(path, "train.device"):
+        registry.trainer(pipeline.train.device)
+    with _key(path, "train"):
+        _recipe(pipeline)
+
+
 def _dataset_current(folder: Path, labels: Path, images: Path) -> bool:
-    info_path = folder / "dataset.json"
+    info_path = DatasetFolder(folder).info
     if not info_path.is_file():
         return False
     info = json.loads(info_path.read_text())
@@ -128,15 +178,15 @@ def _dataset_current(folder: Path, labels: Path, images: Path) -> bool:
 
 def _train_state(rundir: Path, dataset: Path, recipe: dict) -> str:
     """'finished', 'resume' or 'fresh' for a run folder against the current data set and recipe."""
-    path = rundir / "run.json"
-    if not path.is_file():
+    folder = RunFolder(rundir)
+    if not folder.info.is_file():
         return "fresh"
-    run = json.loads(path.read_text())
-    if run.get("dataset_sha256") != file_sha256(dataset / "dataset.json") or run.get("recipe") != recipe:
+    run = json.loads(folder.info.read_text())
+    if run.get("dataset_sha256") != file_sha256(DatasetFolder(dataset).info) or run.get("recipe") != recipe:
         return "fresh"
     if run.get("status") == "finished":
         return "finished"
-    return "resume" if (rundir / "last.pt").is_file() else "fresh"
+    return "resume" if folder.last.is_file() else "fresh"
 
 
 def _newer(path: Path, *than: Path) -> bool:
@@ -146,29 +196,24 @@ def _newer(path: Path, *than: Path) -> bool:
 def run_pipeline(
     path: str | Path, show_progress: bool = True, announce: Callable[[str], None] = lambda message: None
 ) -> PipelineSummary:
-    """Perform every step of the pipeline file at ``path`` that is not complete already."""
-    from .data.dataset import build_dataset
-    from .evaluate import evaluate
-    from .export import export
-    from .labelling import label
-    from .labelling.agreement import eval_labels
-    from .training.loop import effective_recipe, train
+    """Perform every step of the pipeline file at ``path`` that is not complete already.
 
+    Raises :class:`NothingUsable` when labelling leaves no labelled report.
+    """
     p = load_pipeline(path)
     task = registry.task(p.task)
     work = p.workdir
     labels_dir, dataset_dir, rundir = work / "labels", work / "dataset", work / "run"
+    run = RunFolder(rundir)
     summary = PipelineSummary()
 
     announce("[1/5] label")
-    options = dict(p.label.options) | ({"model": p.label.model} if p.label.model else {})
-    options |= {"allow_remote": True} if p.label.allow_remote else {}
     labelled = label(
         task,
         p.reports.path,
         labels_dir,
         backend=p.label.backend,
-        options=options,
+        options=_label_options(p.label),
         prompt=p.label.prompt,
         id_col=p.reports.id_col,
         text_col=p.reports.text_col,
@@ -178,9 +223,15 @@ def run_pipeline(
     )
     summary.labelled, summary.failed = labelled.labelled, labelled.failed
     summary.steps["label"] = f"{labelled.labelled} labelled, {labelled.failed} failed, {labelled.asked} asked"
+    labels_csv = labelled.output
+    if not labelled.labelled:
+        reason = next(iter(labelled.failure_reasons), "no reason recorded")
+        raise NothingUsable(
+            f"{labels_csv}: labelling left no labelled report ({labelled.failed} failed: {reason}); nothing to train on"
+        )
     if p.reports.gold_col:
         agreement = eval_labels(
-            labels_dir / "labels.csv",
+            labels_csv,
             p.reports.path,
             id_col=p.reports.id_col,
             gold_col=p.reports.gold_col,
@@ -189,7 +240,6 @@ def run_pipeline(
         summary.label_accuracy = {r.label: r.metrics["accuracy"].value for r in agreement.labels}
 
     announce("[2/5] dataset")
-    labels_csv = labels_dir / "labels.csv"
     if _dataset_current(dataset_dir, labels_csv, p.images.path):
         summary.steps["dataset"] = "skipped (up to date)"
     else:
@@ -209,9 +259,10 @@ def run_pipeline(
         summary.steps["dataset"] = "written"
 
     announce("[3/5] train")
+    from .training.loop import train  # torch is imported only once the file is valid and a model is due
+
     t = p.train
-    recipe = effective_recipe(task, epochs=t.epochs, image_size=t.image_size, batch_size=t.batch_size, lr=t.lr)
-    state = _train_state(rundir, dataset_dir, recipe.model_dump(mode="json"))
+    state = _train_state(rundir, dataset_dir, _recipe(p).model_dump(mode="json"))
     if state == "finished":
         summary.steps["train"] = "skipped (finished)"
     else:
@@ -233,18 +284,22 @@ def run_pipeline(
         summary.steps["train"] = "resumed" if state == "resume" else "trained"
 
     announce("[4/5] evaluate")
-    if _newer(rundir / "metrics.json", rundir / "best.pt"):
+    from .evaluate import evaluate
+
+    if _newer(run.metrics, run.best):
         summary.steps["evaluate"] = "skipped (up to date)"
     else:
         evaluate(rundir, show_progress=show_progress)
         summary.steps["evaluate"] = "evaluated"
-    metrics = json.loads((rundir / "metrics.json").read_text())["labels"]
+    metrics = json.loads(run.metrics.read_text())["labels"]
     summary.test_auc = {name: values["metrics"]["auc"]["value"] for name, values in metrics.items()}
 
     announce("[5/5] export")
+    from .export import export
+
     output = p.export.output
-    card = output.with_name("MODEL.md")
-    if _newer(output, rundir / "metrics.json") and _newer(card, rundir / "metrics.json"):
+    card = card_path(output)
+    if _newer(output, run.metrics) and _newer(card, run.metrics):
         summary.steps["export"] = "skipped (up to date)"
     else:
         export(rundir, output, quantize=p.export.quantize, atol=p.export.atol)

@@ -125,3 +125,30 @@ def test_existing_dataset_is_not_overwritten(built, labelled_example):
             seed=9,
         )
     assert (folder / "train_dataframe.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("value", ["2", "yes", "0.5"])
+def test_label_outside_the_answer_schema_is_refused(r2l, labelled_example, tmp_path, value):
+    labels = pd.read_csv(labelled_example / "labels" / "labels.csv", dtype={"fracture": str})
+    labelled = labels.index[labels["status"] == "labelled"]
+    labels.loc[labelled[3], "fracture"] = value
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    out = tmp_path / "ds"
+    result = r2l(
+        "dataset",
+        "ankle-fracture",
+        "--labels",
+        tmp_path / "labels.csv",
+        "--images",
+        labelled_example / "example" / "images.csv",
+        "-o",
+        out,
+    )
+    shown = {"2": "2", "yes": "'yes'", "0.5": "0.5"}[value]
+    reason = "Input should be 0 or 1" if value == "2" else "must be the integer 0 or 1"
+    assert result.exit_code == 1
+    assert [line for line in result.output.splitlines() if line.startswith("Error: ")] == [
+        f"Error: {tmp_path / 'labels.csv'}: row {labelled[3] + 1}: fracture = {shown} is not an answer of "
+        f"task 'ankle-fracture' ({reason})"
+    ]
+    assert not out.exists()

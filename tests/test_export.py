@@ -1,15 +1,24 @@
 """r2l export: a self-contained ONNX file with metadata, a parity gate that bites, a model card."""
 
 import json
+import os
+import signal
+import subprocess
+import time
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from conftest import R2L
 
 import report2label.core.export as export_module
 from report2label.core.errors import R2LError
 from report2label.core.export import export
+
+
+def temp_files(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp")) if folder.is_dir() else []
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +96,32 @@ def test_parity_gate_fails_on_a_corrupted_weight_and_writes_nothing(trained_run,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
 
 
-def test_cli_export_reports_parity(r2l, trained_run, tmp_path):
-    result = r2l("export", trained_run, "-o", tmp_path / "m.onnx")
-    assert result.exit_code == 0, result.output
-    assert "decisions differ" in result.output and (tmp_path / "MODEL.md").is_file()
+def test_output_that_is_a_folder_is_refused_before_the_export(r2l, trained_run, tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    result = r2l("export", trained_run, "-o", folder)
+    assert result.exit_code == 1
+    assert [line for line in result.output.splitlines() if line.startswith("Error: ")] == [
+        f"Error: {folder}: is a directory; name the ONNX file to write, e.g. {folder / 'model.onnx'}"
+    ]
+    assert list(folder.iterdir()) == []
+
+
+def test_export_killed_while_writing_then_rerun(trained_run, tmp_path):
+    """SIGKILL while the ONNX file is written: no scratch folder in TMPDIR; the rerun sweeps the temp file."""
+    out, scratch = tmp_path / "out", tmp_path / "tmpdir"
+    scratch.mkdir()
+    args = [*R2L, "export", str(trained_run), "-o", str(out / "m.onnx")]
+    env = os.environ | {"TMPDIR": str(scratch)}
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None and not temp_files(out):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert temp_files(out), "the kill must land while the ONNX file is being written"
+    assert not (out / "m.onnx").exists() and list(scratch.iterdir()) == []
+    result = subprocess.run(args, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "decisions differ" in result.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["MODEL.md", "m.onnx", "m.roc.png"]

@@ -16,7 +16,8 @@ from conftest import R2L
 from report2label.core.data.cache import load_split
 from report2label.core.data.dataset import build_dataset
 from report2label.core.errors import R2LError
-from report2label.core.training.loop import effective_recipe, train
+from report2label.core.training.loop import train
+from report2label.core.training.recipe import effective_recipe
 from report2label.plugins.ankle_fracture import TASK
 
 FAST = ["--image-size", "32", "--batch-size", "16", "--no-progress"]
@@ -81,7 +82,12 @@ def test_example_to_roc_auc(r2l, labelled_example, tmp_path):
     assert state["task"] == "ankle-fracture" and state["architecture"] == "densenet121"
 
 
-def test_sigkill_after_an_epoch_then_resume(dataset, tmp_path):
+def temp_files(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp")) if folder.is_dir() else []
+
+
+def test_sigkill_during_a_checkpoint_write_then_resume(dataset, tmp_path):
+    """Killed while writing last.pt after an epoch: the rerun sweeps the temp file and resumes."""
     epochs = 4
     straight = train(
         "ankle-fracture",
@@ -97,17 +103,20 @@ def test_sigkill_after_an_epoch_then_resume(dataset, tmp_path):
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
-        if (run / "history.csv").exists() and len(pd.read_csv(run / "history.csv")) >= 1 and (run / "last.pt").exists():
+        if (run / "last.pt").exists() and any(name.startswith(".last.pt.") for name in temp_files(run)):
             break
-        time.sleep(0.05)
+        time.sleep(0.002)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    assert temp_files(run), "the kill must land while a checkpoint is being written"
     done = torch.load(run / "last.pt", weights_only=True)["epoch"] + 1
     assert 0 < done < epochs, "the kill must land after an epoch, before the end"
     refused = subprocess.run(args, capture_output=True, text=True)
     assert refused.returncode == 1 and "pass --resume to continue" in refused.stderr
     resumed = subprocess.run([*args, "--resume"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
+    assert f"trained {epochs - done} epochs (resumed after epoch {done}) in" in resumed.stdout
+    assert temp_files(run) == []
     history = pd.read_csv(run / "history.csv")
     assert history["epoch"].tolist() == list(range(1, epochs + 1))
     assert len(history) == len(pd.read_csv(straight.rundir / "history.csv"))
@@ -188,3 +197,76 @@ def test_torchrun_two_processes_agree(dataset, tmp_path):
     assert "2 processes agree on the final weights" in run.stdout
     info = json.loads((tmp_path / "ddp" / "run.json").read_text())
     assert info["world_size"] == 2 and len(pd.read_csv(tmp_path / "ddp" / "history.csv")) == 2
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("Error: ")]
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("random.pt", bytes(range(256)) * 4),
+        ("notes.pt", b"these are not weights\n"),
+        ("list.pt", None),
+        ("weights.safetensors", b"not safetensors either"),
+    ],
+)
+def test_pretrained_file_that_is_no_weights(r2l, dataset, tmp_path, name, content):
+    weights = tmp_path / name
+    if content is None:
+        torch.save([1, 2, 3], weights)
+    else:
+        weights.write_bytes(content)
+    run = tmp_path / "run"
+    result = r2l("train", "ankle-fracture", dataset, "-o", run, "--pretrained", weights, "--epochs", "1", *FAST)
+    assert result.exit_code == 1
+    assert error_lines(result.output) == [
+        f"Error: {weights}: not a checkpoint or weights file (expected a state dict of tensors)"
+    ]
+    assert not run.exists()
+
+
+def test_failed_start_leaves_no_run_folder(r2l, dataset, tmp_path):
+    run = tmp_path / "run"
+    missing = r2l("train", "ankle-fracture", tmp_path / "nowhere", "-o", run, *FAST)
+    assert missing.exit_code == 1
+    assert error_lines(missing.output) == [
+        f"Error: {tmp_path / 'nowhere'}: no dataset.json; write the data set with r2l dataset first"
+    ]
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(dataset / "dataset.json", bare / "dataset.json")
+    no_splits = r2l("train", "ankle-fracture", bare, "-o", run, *FAST)
+    assert no_splits.exit_code == 1
+    assert error_lines(no_splits.output) == [
+        f"Error: {bare / 'train_dataframe.csv'}: no such file; is {bare} a data set written by r2l dataset?"
+    ]
+    assert not run.exists()
+
+
+def test_rewritten_dataset_is_never_read_from_a_stale_cache(r2l, labelled_example, tmp_path):
+    """r2l dataset --force with another seed, then r2l train in the same folder: the new split is trained."""
+    ds = tmp_path / "ds"
+    args = [
+        "dataset",
+        "ankle-fracture",
+        "--labels",
+        labelled_example / "labels" / "labels.csv",
+        "--images",
+        labelled_example / "example" / "images.csv",
+        "-o",
+        ds,
+    ]
+    assert r2l(*args, "--seed", "1").exit_code == 0
+    recipe = effective_recipe(TASK, image_size=32)
+    old = load_split(ds, "train", recipe, ["label"], show_progress=False).paths
+    assert r2l(*args, "--seed", "7", "--force").exit_code == 0
+    new = pd.read_csv(ds / "train_dataframe.csv")["image"].tolist()
+    assert sorted(new) != sorted(old)
+    assert not (ds / "cache").exists(), "--force clears the cache"
+    trained = r2l("train", "ankle-fracture", ds, "-o", tmp_path / "run", "--epochs", "1", *FAST)
+    assert trained.exit_code == 0, trained.output
+    cached = sorted(p.name for p in (ds / "cache" / recipe.preprocessing_hash).iterdir())
+    assert [name.split("-")[0] for name in cached] == ["train", "train", "val", "val"]
+    assert load_split(ds, "train", recipe, ["label"], show_progress=False).paths == new

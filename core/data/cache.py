@@ -1,8 +1,8 @@
 """The preprocessing cache: each image decoded, scaled, cropped and resized once, then memory-mapped.
 
-``DATASET_DIR/cache/<preprocessing hash>/<split>.npy`` holds a uint8 array [N, size, size];
-``<split>.json`` the images it holds and those that could not be read (path and reason). Epochs
-read from the memory map, so decoding full-size radiographs never starves the GPU.
+Per split (see :class:`DatasetFolder`: keyed by the preprocessing and the split's content) a uint8
+array [N, size, size] and an index of the images it holds and those that could not be read (path
+and reason). Epochs read from the memory map, so decoding full-size radiographs never starves the GPU.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, sweep
 from ..errors import R2LError
 from ..image_model import ImageModelSpec
 from ..progress import progress_bar
-from .dataset import split_file
+from .folder import DatasetFolder
 from .images import ImageError, read_image
 from .preprocess import preprocess
 
@@ -40,14 +40,13 @@ def load_split(
     dataset_dir: str | Path, split: str, spec: ImageModelSpec, label_columns: list[str], show_progress: bool = True
 ) -> CachedSplit:
     """The cached split, building the cache first if it is missing."""
-    dataset_dir = Path(dataset_dir)
-    source = split_file(dataset_dir, split)
+    folder = DatasetFolder(Path(dataset_dir))
+    source = folder.split(split)
     if not source.is_file():
-        raise R2LError(f"{source}: no such file; is {dataset_dir} a data set written by r2l dataset?")
-    folder = dataset_dir / "cache" / spec.preprocessing_hash
-    array_path, index_path = folder / f"{split}.npy", folder / f"{split}.json"
+        raise R2LError(f"{source}: no such file; is {folder.root} a data set written by r2l dataset?")
+    array_path, index_path = folder.cached(split, spec.preprocessing_hash)
     if not (array_path.is_file() and index_path.is_file()):
-        _build(source, folder, split, spec, show_progress)
+        _build(source, array_path, index_path, split, spec, show_progress)
     index = json.loads(index_path.read_text())
     frame = pd.read_csv(source)
     by_path = frame.set_index("image")
@@ -55,12 +54,15 @@ def load_split(
     return CachedSplit(np.load(array_path, mmap_mode="r"), labels, index["paths"], index["skipped"])
 
 
-def _build(source: Path, folder: Path, split: str, spec: ImageModelSpec, show_progress: bool) -> None:
+def _build(
+    source: Path, array_path: Path, index_path: Path, split: str, spec: ImageModelSpec, show_progress: bool
+) -> None:
+    """Preprocess the split's images into ``array_path``; ``index_path``, written last, completes the entry."""
     paths = pd.read_csv(source)["image"].astype(str).tolist()
-    folder.mkdir(parents=True, exist_ok=True)
+    sweep(array_path.parent)
     size = spec.image_size
     kept, skipped = [], []
-    with atomic_path(folder / f"{split}.npy") as tmp:
+    with atomic_path(array_path) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size))
         with progress_bar(f"caching {split} images at {size}px", total=len(paths), enabled=show_progress) as advance:
             for path in paths:
@@ -76,15 +78,15 @@ def _build(source: Path, folder: Path, split: str, spec: ImageModelSpec, show_pr
             _truncate(tmp, len(kept), size)
     if skipped:
         log.warning(
-            "%s: %d unreadable images skipped (listed in %s.json), e.g. %s",
+            "%s: %d unreadable images skipped (listed in %s), e.g. %s",
             split,
             len(skipped),
-            folder / split,
+            index_path,
             skipped[0]["reason"],
         )
     if not kept:
         raise R2LError(f"{source}: none of its {len(paths)} images could be read")
-    with atomic_path(folder / f"{split}.json") as tmp:
+    with atomic_path(index_path) as tmp:
         tmp.write_text(json.dumps({"paths": kept, "skipped": skipped}, indent=1))
 
 

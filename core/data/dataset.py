@@ -10,21 +10,23 @@ majority class when the recipe says so (binary tasks).
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import TypeAdapter, ValidationError
 
 from .. import registry
-from ..atomic import atomic_path
+from ..atomic import atomic_path, sweep
 from ..errors import R2LError
 from ..hashing import file_sha256
-from ..reports import read_table, require_columns
+from ..reports import IMAGES_HINT, LABELS_HINT, read_table, require_columns
 from ..task import TaskSpec
-
-SPLITS = ("train", "val", "test")
+from .folder import SPLITS, DatasetFolder
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,6 @@ class DatasetSummary:
     dropped: dict[str, int]
 
 
-def split_file(directory: Path, split: str) -> Path:
-    return Path(directory) / f"{split}_dataframe.csv"
-
-
 def label_columns(task: TaskSpec) -> list[str]:
     """The label column(s) of the data set files: ``label`` for a one-label task, else the label names."""
     return ["label"] if len(task.labels) == 1 else list(task.labels)
@@ -45,14 +43,15 @@ def label_columns(task: TaskSpec) -> list[str]:
 
 def _labelled_images(task: TaskSpec, labels: Path, images: Path, skip_missing: bool) -> tuple[pd.DataFrame, dict]:
     ours = read_table(labels, ("report_id",))
-    require_columns(ours, labels, {"report_id": "r2l label", "status": "r2l label"})
+    require_columns(ours, labels, dict.fromkeys(("report_id", "status"), LABELS_HINT))
     missing = [name for name in task.labels if name not in ours.columns]
     if missing:
         raise R2LError(f"{labels}: no column {missing[0]!r} of task {task.name!r}; is this a labels file of that task?")
     dropped = {"failed_reports": int((ours["status"] != "labelled").sum())}
     ours = ours[ours["status"] == "labelled"]
+    _check_label_values(task, ours, labels)
     table = read_table(images, ("report_id", "patient_id"))
-    require_columns(table, images, {"image": "the images table", "report_id": "it", "patient_id": "it"})
+    require_columns(table, images, dict.fromkeys(("image", "report_id", "patient_id"), IMAGES_HINT))
     paths = table["image"].astype(str).map(lambda p: (images.parent / p).resolve())
     exists = paths.map(Path.is_file)
     if not exists.all():
@@ -70,6 +69,39 @@ def _labelled_images(task: TaskSpec, labels: Path, images: Path, skip_missing: b
     if joined.empty:
         raise R2LError(f"no image of {images} has a label in {labels} (matched on report_id)")
     return joined, dropped
+
+
+def _cell(value: Any) -> Any:
+    """A table cell as the answer model sees it: a text cell read as JSON, 1.0 as 1, a gap as None."""
+    value = value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, float):
+        return None if np.isnan(value) else int(value) if value.is_integer() else value
+    return value
+
+
+def _check_label_values(task: TaskSpec, labelled: pd.DataFrame, path: Path) -> None:
+    """Refuse a labelled row whose label is not a valid answer of the task's answer model, naming the row."""
+    for name in task.labels:
+        field = task.answer_model.model_fields[name]
+        adapter = TypeAdapter(Annotated[field.annotation, field])
+        reasons: dict[Any, str | None] = {}
+        for row, value in zip(labelled.index, map(_cell, labelled[name]), strict=True):
+            if value not in reasons:
+                try:
+                    adapter.validate_python(value)
+                    reasons[value] = None
+                except ValidationError as exc:
+                    reasons[value] = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            if reasons[value]:
+                raise R2LError(
+                    f"{path}: row {row + 1}: {name} = {value!r} is not an answer of task {task.name!r} "
+                    f"({reasons[value]})"
+                )
 
 
 def _split_patients(frame: pd.DataFrame, fractions: tuple[float, float], rng: np.random.Generator) -> pd.Series:
@@ -109,7 +141,8 @@ def build_dataset(
     """Join ``labels`` (from ``r2l label``) to ``images`` (image, report_id, patient_id) and split by patient."""
     spec = registry.task(task) if isinstance(task, str) else task
     outdir = Path(outdir)
-    if (outdir / "dataset.json").exists() and not force:
+    folder = DatasetFolder(outdir)
+    if folder.info.exists() and not force:
         raise R2LError(f"{outdir}: already holds a data set; choose another folder or pass --force")
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise R2LError("--val-fraction and --test-fraction must be in (0, 1) and sum to less than 1")
@@ -143,8 +176,10 @@ def build_dataset(
         for split, part in splits.items()
     }
     outdir.mkdir(parents=True, exist_ok=True)
+    sweep(outdir)
+    shutil.rmtree(folder.cache, ignore_errors=True)
     for split, part in splits.items():
-        with atomic_path(split_file(outdir, split)) as tmp:
+        with atomic_path(folder.split(split)) as tmp:
             part[["image", *columns, "report_id", "patient_id"]].to_csv(tmp, index=False)
     info = {
         "task": spec.name,
@@ -159,8 +194,8 @@ def build_dataset(
         "dropped": dropped,
         "sources": {"labels": str(labels), "images": str(images)},
         "inputs_sha256": {"labels": file_sha256(labels), "images": file_sha256(images)},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    with atomic_path(outdir / "dataset.json") as tmp:
+    with atomic_path(folder.info) as tmp:
         tmp.write_text(json.dumps(info, indent=2))
     return DatasetSummary(outdir, counts, dropped)

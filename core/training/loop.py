@@ -1,8 +1,8 @@
 """The generic training loop: any task's recipe, any registered trainer, resumable, DDP under torchrun.
 
-A run directory holds ``best.pt`` and ``last.pt`` (model, optimiser, scheduler, epoch, RNG state,
-recipe and task, loadable with ``torch.load(weights_only=True)``), ``history.csv`` (per epoch:
-losses, accuracy, AUC and MCC on train and validation, learning rate) and ``run.json``.
+A run folder (:class:`RunFolder`) holds ``best.pt`` and ``last.pt`` (model, optimiser, scheduler,
+epoch, RNG state, recipe and task, loadable with ``torch.load(weights_only=True)``), ``history.csv``
+(per epoch: losses, accuracy, AUC and MCC on train and validation, learning rate) and ``run.json``.
 """
 
 from __future__ import annotations
@@ -11,22 +11,24 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
+from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from .. import registry
-from ..atomic import atomic_path
-from ..data.cache import load_split
+from ..atomic import atomic_path, sweep
+from ..data.cache import CachedSplit, load_split
+from ..data.folder import DatasetFolder
 from ..errors import R2LError
 from ..hashing import file_sha256
 from ..image_model import ImageModelSpec
@@ -35,6 +37,8 @@ from ..progress import progress_bar
 from ..task import TaskSpec
 from .checkpoint import build_model, load_checkpoint, save_checkpoint
 from .data import CachedImages
+from .folder import RunFolder
+from .recipe import effective_recipe
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -43,8 +47,11 @@ HIGHER_IS_BETTER = {"mcc": True, "auc": True, "accuracy": True, "loss": False}
 
 @dataclass(frozen=True)
 class TrainSummary:
+    """What one call of :func:`train` did: ``epochs`` it trained, after ``resumed_from`` done before."""
+
     rundir: Path
     epochs: int
+    resumed_from: int
     best_epoch: int
     best_value: float
     metric: str
@@ -53,51 +60,67 @@ class TrainSummary:
     weights_checksum: float
 
 
-def effective_recipe(task: TaskSpec, **overrides: Any) -> ImageModelSpec:
-    """The task's recipe with command-line overrides (None = keep), validated."""
-    if task.recipe is None:
-        raise R2LError(f"task {task.name!r} has no image-model recipe")
-    data = task.recipe.model_dump(mode="json")
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        if key == "lr":
-            data["optimisation"]["lr"] = value
-        else:
-            data[key] = value
-    return ImageModelSpec.model_validate(data)
-
-
-def _dataset_info(dataset_dir: Path, task: TaskSpec) -> dict:
-    path = dataset_dir / "dataset.json"
-    if not path.is_file():
-        raise R2LError(f"{dataset_dir}: no dataset.json; write the data set with r2l dataset first")
-    info = json.loads(path.read_text())
+def _dataset_info(folder: DatasetFolder, task: TaskSpec) -> dict:
+    if not folder.info.is_file():
+        raise R2LError(f"{folder.root}: no dataset.json; write the data set with r2l dataset first")
+    info = json.loads(folder.info.read_text())
     if info["task"] != task.name:
-        raise R2LError(f"{dataset_dir}: the data set is for task {info['task']!r}, not {task.name!r}")
+        raise R2LError(f"{folder.root}: the data set is for task {info['task']!r}, not {task.name!r}")
     return info
 
 
-def _prepare_rundir(rundir: Path, resume: bool, force: bool) -> None:
-    has_run = (rundir / "last.pt").exists()
+def _check_rundir(run: RunFolder, resume: bool, force: bool) -> None:
+    """Refuse to resume nothing or to overwrite a run unasked; remove temp files of killed writers."""
+    sweep(run.root)
+    has_run = run.last.exists()
     if resume and not has_run:
-        raise R2LError(f"{rundir}: nothing to resume (no last.pt)")
-    if has_run and not resume:
-        if not force:
-            raise R2LError(
-                f"{rundir}: already holds a training run; pass --resume to continue or --force to start over"
-            )
-        for name in (
-            "best.pt",
-            "last.pt",
-            "history.csv",
-            "run.json",
-            "metrics.json",
-            "roc.png",
-            "test_predictions.csv",
-        ):
-            (rundir / name).unlink(missing_ok=True)
-    rundir.mkdir(parents=True, exist_ok=True)
+        raise R2LError(f"{run.root}: nothing to resume (no last.pt)")
+    if has_run and not resume and not force:
+        raise R2LError(f"{run.root}: already holds a training run; pass --resume to continue or --force to start over")
+
+
+def _start_rundir(run: RunFolder, resume: bool) -> None:
+    """Create the folder at the first result (a failed start leaves none); a fresh run clears an old one."""
+    if not resume:
+        for path in run.outputs():
+            path.unlink(missing_ok=True)
+    run.root.mkdir(parents=True, exist_ok=True)
+
+
+def _load_splits(
+    dataset_dir: Path, recipe: ImageModelSpec, columns: list[str], show_progress: bool
+) -> dict[str, CachedSplit]:
+    return {name: load_split(dataset_dir, name, recipe, columns, show_progress) for name in ("train", "val")}
+
+
+def _prepare(
+    rank: int,
+    world: int,
+    run: RunFolder,
+    dataset_dir: Path,
+    recipe: ImageModelSpec,
+    columns: list[str],
+    resume: bool,
+    force: bool,
+    show_progress: bool,
+) -> dict[str, CachedSplit]:
+    """Rank 0 checks the run folder and builds the cache, then the other ranks read it; all stop on its error."""
+    problem, splits = None, {}
+    if rank == 0:
+        try:
+            _check_rundir(run, resume, force)
+            splits = _load_splits(dataset_dir, recipe, columns, show_progress)
+        except R2LError as exc:
+            problem = str(exc)
+    if world > 1:
+        outcome = [problem]
+        dist.broadcast_object_list(outcome, src=0)  # every rank stops with rank 0's error, none waits forever
+        problem = outcome[0]
+    if problem:
+        if world > 1:
+            dist.destroy_process_group()
+        raise R2LError(problem)
+    return splits if rank == 0 else _load_splits(dataset_dir, recipe, columns, False)
 
 
 def _distributed(trainer: Trainer) -> tuple[int, int, int]:
@@ -150,13 +173,55 @@ def _epoch_scores(prefix: str, truth: np.ndarray, prob: np.ndarray, loss: float,
     return row
 
 
-def _write_run(rundir: Path, info: dict) -> None:
-    with atomic_path(rundir / "run.json") as tmp:
+def _write_run(run: RunFolder, info: dict) -> None:
+    with atomic_path(run.info) as tmp:
         tmp.write_text(json.dumps(info, indent=2))
 
 
 def _checksum(model: torch.nn.Module) -> float:
     return float(sum(p.detach().double().sum().item() for p in model.parameters()))
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, recipe: ImageModelSpec, steps: int) -> LRScheduler:
+    opt = recipe.optimisation
+    if opt.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=opt.max_lr, total_steps=recipe.epochs * steps, div_factor=max(opt.max_lr / opt.lr, 1.0)
+        )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def _train_epoch(
+    net: torch.nn.Module,
+    loader: DataLoader,
+    criterion: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: LRScheduler,
+    device: torch.device,
+    backend: Trainer,
+    advance: Callable[[int], None],
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """One pass over ``loader``: mean loss, labels and probabilities."""
+    net.train()
+    loss_sum, seen, probs, labels = 0.0, 0, [], []
+    for images, target in loader:
+        images = images.to(
+            device, non_blocking=True, memory_format=torch.channels_last if backend.channels_last else None
+        )
+        target = target.to(device, non_blocking=True)
+        with _autocast(backend, device):
+            logits = net(images).float()
+        loss = criterion(logits, target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        loss_sum += loss.item() * len(target)
+        seen += len(target)
+        probs.append(torch.sigmoid(logits.detach()).cpu().numpy())
+        labels.append(target.cpu().numpy())
+        advance(1)
+    return loss_sum / seen, np.concatenate(labels), np.concatenate(probs)
 
 
 def train(
@@ -175,32 +240,21 @@ def train(
     seed: int = 0,
     show_progress: bool = True,
 ) -> TrainSummary:
-    """Train the task's image model on ``dataset_dir`` (from ``r2l dataset``) into ``rundir``."""
+    """Train the task's image model on ``dataset_dir`` (from ``r2l dataset``) into ``rundir``.
+
+    Every check comes before the first write: a run that fails to start leaves no folder behind.
+    """
     spec = registry.task(task) if isinstance(task, str) else task
     recipe = effective_recipe(spec, epochs=epochs, image_size=image_size, batch_size=batch_size, lr=lr)
     backend = registry.trainer(trainer)
-    dataset_dir, rundir = Path(dataset_dir), Path(rundir)
-    info = _dataset_info(dataset_dir, spec)
-    columns = info["label_columns"]
+    dataset_dir, run = Path(dataset_dir), RunFolder(Path(rundir))
+    dataset = DatasetFolder(dataset_dir)
+    columns = _dataset_info(dataset, spec)["label_columns"]
+    torch.manual_seed(seed)
+    model = build_model(recipe, len(columns), pretrained)  # every rank alike, so a bad weights file stops all
     rank, local_rank, world = _distributed(backend)
     device = _device(backend, local_rank)
-    problem = None
-    if rank == 0:  # prepares the folder and builds the cache; the other ranks then read it
-        try:
-            _prepare_rundir(rundir, resume, force)
-            splits = {name: load_split(dataset_dir, name, recipe, columns, show_progress) for name in ("train", "val")}
-        except R2LError as exc:
-            problem = str(exc)
-    if world > 1:
-        outcome = [problem]
-        dist.broadcast_object_list(outcome, src=0)  # every rank stops with rank 0's error, none waits forever
-        problem = outcome[0]
-    if problem:
-        if world > 1:
-            dist.destroy_process_group()
-        raise R2LError(problem)
-    if rank != 0:
-        splits = {name: load_split(dataset_dir, name, recipe, columns, False) for name in ("train", "val")}
+    splits = _prepare(rank, world, run, dataset_dir, recipe, columns, resume, force, show_progress)
     n_train = len(splits["train"].paths)
     if n_train < recipe.batch_size * world:
         raise R2LError(
@@ -208,8 +262,7 @@ def train(
             f"x {world} process(es); lower --batch-size"
         )
 
-    torch.manual_seed(seed)
-    model = build_model(recipe, len(columns), pretrained).to(device)
+    model = model.to(device)
     if backend.channels_last:
         model = model.to(memory_format=torch.channels_last)
     positives = splits["train"].labels.sum(axis=0)
@@ -220,23 +273,17 @@ def train(
     opt = recipe.optimisation
     optimizer = torch.optim.AdamW(model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
     train_set = CachedImages(splits["train"], recipe, train=True)
-    steps = n_train // (recipe.batch_size * world)
-    if opt.schedule == "onecycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=opt.max_lr, total_steps=recipe.epochs * steps, div_factor=max(opt.max_lr / opt.lr, 1.0)
-        )
-    else:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    scheduler = _scheduler(optimizer, recipe, n_train // (recipe.batch_size * world))
 
     start_epoch, history, best = 0, [], {"epoch": -1, "value": float("nan")}
     if resume:
-        state = load_checkpoint(rundir / "last.pt", spec, recipe, columns)
+        state = load_checkpoint(run.last, spec, recipe, columns)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         start_epoch, best = state["epoch"] + 1, state["best"]
-        history = pd.read_csv(rundir / "history.csv").iloc[:start_epoch].to_dict("records")
+        history = pd.read_csv(run.history).iloc[:start_epoch].to_dict("records")
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     if backend.compile:
         net = torch.compile(net)
@@ -256,7 +303,7 @@ def train(
         "task_version": spec.version,
         "label_columns": columns,
         "dataset": str(dataset_dir),
-        "dataset_sha256": file_sha256(dataset_dir / "dataset.json"),
+        "dataset_sha256": file_sha256(dataset.info),
         "trainer": backend.name,
         "world_size": world,
         "seed": seed,
@@ -265,7 +312,8 @@ def train(
         "report2label": version("report2label"),
     }
     if rank == 0:
-        _write_run(rundir, run_info | {"status": "training"})
+        _start_rundir(run, resume)
+        _write_run(run, run_info | {"status": "training"})
 
     for epoch in range(start_epoch, recipe.epochs):
         if sampler_fixed is not None:
@@ -274,29 +322,13 @@ def train(
         else:
             sampler = RandomSampler(train_set, generator=torch.Generator().manual_seed(seed * 10_007 + epoch))
         loader = DataLoader(train_set, sampler=sampler, drop_last=True, **loader_args)
-        net.train()
-        loss_sum, seen, probs, labels = 0.0, 0, [], []
         with progress_bar(f"epoch {epoch + 1}/{recipe.epochs}", len(loader), show_progress and rank == 0) as advance:
-            for images, target in loader:
-                images = images.to(
-                    device, non_blocking=True, memory_format=torch.channels_last if backend.channels_last else None
-                )
-                target = target.to(device, non_blocking=True)
-                with _autocast(backend, device):
-                    logits = net(images).float()
-                loss = criterion(logits, target)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                loss_sum += loss.item() * len(target)
-                seen += len(target)
-                probs.append(torch.sigmoid(logits.detach()).cpu().numpy())
-                labels.append(target.cpu().numpy())
-                advance(1)
+            train_loss, train_truth, train_prob = _train_epoch(
+                net, loader, criterion, optimizer, scheduler, device, backend, advance
+            )
         val_prob, val_truth, val_loss = _predict(model, val_loader, device, backend)
         row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0]}
-        row |= _epoch_scores("train", np.concatenate(labels), np.concatenate(probs), loss_sum / seen, threshold)
+        row |= _epoch_scores("train", train_truth, train_prob, train_loss, threshold)
         row |= _epoch_scores("val", val_truth, val_prob, val_loss, threshold)
         history.append(row)
         value = row[f"val_{recipe.select_metric}"]
@@ -306,7 +338,7 @@ def train(
         if improved or best["epoch"] < 0:
             best = {"epoch": epoch, "value": float(value)}
         if rank == 0:
-            with atomic_path(rundir / "history.csv") as tmp:
+            with atomic_path(run.history) as tmp:
                 pd.DataFrame(history).to_csv(tmp, index=False)
             state = {
                 "model": model.state_dict(),
@@ -317,8 +349,8 @@ def train(
                 "best": best,
             }
             if best["epoch"] == epoch:
-                save_checkpoint(rundir / "best.pt", spec, recipe, columns, state)
-            save_checkpoint(rundir / "last.pt", spec, recipe, columns, state)
+                save_checkpoint(run.best, spec, recipe, columns, state)
+            save_checkpoint(run.last, spec, recipe, columns, state)
             log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})
 
     checksum = _checksum(model)
@@ -329,22 +361,23 @@ def train(
             raise R2LError(f"the {world} processes disagree on the final weights: {sums}")
     if rank == 0:
         _write_run(
-            rundir,
+            run,
             run_info
             | {
                 "status": "finished",
                 "best_epoch": best["epoch"] + 1,
                 "best_value": best["value"],
                 "weights_checksum": checksum,
-                "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             },
         )
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
     return TrainSummary(
-        rundir,
-        recipe.epochs,
+        run.root,
+        max(0, recipe.epochs - start_epoch),
+        start_epoch,
         best["epoch"] + 1,
         best["value"],
         recipe.select_metric,
