@@ -72,7 +72,7 @@ def write_reports(path: Path, texts: list[str], ids: list[str] | None = None) ->
 def tiny_gguf(tmp_path_factory) -> dict[str, Path]:
     """Random-weight llama GGUFs (a few hundred KB): one with a system role, one Mistral-like without."""
     pytest.importorskip("llama_cpp")
-    from report2label.plugins.backends.random_gguf import write_random_gguf
+    from report2label.testing.random_gguf import write_random_gguf
 
     folder = tmp_path_factory.mktemp("gguf")
     return {name: write_random_gguf(folder / f"tiny-{name}.gguf", template=name) for name in ("chatml", "mistral")}
@@ -193,3 +193,11 @@ def trained_run(labelled_example, tmp_path_factory) -> Path:
     )
     evaluate(folder / "run", n_boot=100, show_progress=False)
     return folder / "run"
+
+
+@pytest.fixture(scope="session")
+def exported_model(trained_run, tmp_path_factory) -> Path:
+    """``trained_run`` exported to ONNX (shared by the predict tests)."""
+    from report2label.core.export import export
+
+    return export(trained_run, tmp_path_factory.mktemp("model") / "model.onnx").path

@@ -2,7 +2,7 @@
 
 import pytest
 
-from report2label.plugins.backends.random_hf import SIZES, write_random_llama
+from report2label.testing.random_hf import SIZES, write_random_llama
 
 
 def test_8b_shape_is_the_size_of_llama_3_8b():
