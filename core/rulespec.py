@@ -13,8 +13,19 @@ from pydantic import Field
 from .spec import Spec
 
 TriggerKind = Literal[
-    "pre_negation", "post_negation", "pre_uncertainty", "post_uncertainty", "pseudo", "history", "terminator"
+    "pre_negation",
+    "post_negation",
+    "pre_uncertainty",
+    "post_uncertainty",
+    "pseudo",
+    "history",
+    "terminator",
+    "negation",
+    "uncertainty",
+    "pre_hypothetical",
 ]
+"""``negation`` and ``uncertainty`` triggers act in both directions ("resolved", "versus");
+``pre_hypothetical`` ones ("if", "evaluate for") make the mentions after them count for nothing."""
 
 
 class FindingRule(Spec):
@@ -28,6 +39,10 @@ class FindingRule(Spec):
     uncertain: Literal[0, 1] = Field(1, description="The answer for a suspected finding.")
     resolved: tuple[str, ...] = Field(
         (), description="Statements that a treated finding has resolved; historical mentions then count 0."
+    )
+    absent: tuple[str, ...] = Field(
+        (),
+        description="Statements that the finding is absent ('heart size is normal'); a positive mention wins.",
     )
 
 

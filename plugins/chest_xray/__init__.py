@@ -1,0 +1,1 @@
+"""The chest X-ray task's domain words (CheXpert findings); the task itself is not registered yet."""
