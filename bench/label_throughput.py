@@ -6,8 +6,13 @@ invalid (bounded here by --baseline-asks; the original had no bound). Ours: the 
 backend's batching and constrained decoding. Prints reports per second, the share of reports
 with a valid label, model calls per report, and the ratio.
 
+The openai backend runs once per ``--concurrency`` (requests in flight), side by side. Without a
+``base_url`` the benchmark starts a llama.cpp server (``python -m llama_cpp.server``) on 127.0.0.1
+with the GGUF of ``--model`` (default: a random tiny one) and stops it at the end.
+
     python bench/label_throughput.py --backend llamacpp --n 40            # random tiny GGUF, CPU
     python bench/label_throughput.py --backend llamacpp --model m.gguf --reports reports.csv
+    python bench/label_throughput.py --backend openai --model m.gguf --concurrency 1 4   # own server
     python bench/label_throughput.py --backend openai -O base_url=http://127.0.0.1:8000/v1
     python bench/label_throughput.py --backend vllm --model /models/llama-3.1-8b-instruct
     python bench/label_throughput.py --write-model /tmp/llama8b --model-size 8b   # random 8B, HF layout
@@ -18,8 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -76,14 +87,56 @@ def baseline(task, backend, texts: list[str], max_asks: int) -> dict:
 
 
 def ours(task_name: str, reports: Path, backend: str, options: dict, workdir: Path) -> dict:
-    summary = label(task_name, reports, workdir / "ours", backend=backend, options=options, show_progress=False)
+    summary = label(task_name, reports, workdir, backend=backend, options=options, show_progress=False)
+    how = f"concurrency {options['concurrency']}" if backend == "openai" else "batched"
     return {
-        "method": f"report2label {backend}: batched, constrained",
+        "method": f"report2label {backend}: {how}, constrained",
         "reports": summary.total,
         "seconds": summary.seconds,
         "valid": summary.labelled / summary.total,
         "calls_per_report": summary.backend_calls / summary.total,
     }
+
+
+@contextmanager
+def llama_server(model: str, n_ctx: int = 4096) -> Iterator[str]:
+    """A llama.cpp server (``python -m llama_cpp.server``) on 127.0.0.1 for the block; yields its API root."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1"]
+    process = subprocess.Popen(
+        [*command, "--port", str(port), "--n_ctx", str(n_ctx)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/models", timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the llama.cpp server did not start") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.kill()
+        process.wait()
+
+
+def compare(args: argparse.Namespace, options: dict, table: pd.DataFrame, work: Path) -> list[dict]:
+    """The study's method, then report2label (once per concurrency for openai), on the same reports."""
+    task = registry.task("ankle-fracture")
+    cls = registry.labeler(args.backend)
+    backend = cls(task, task.prompt(args.prompt), build_options(cls, options))
+    backend.prepare(table["text"].tolist())
+    rows = [baseline(task, backend, table["text"].tolist(), args.baseline_asks)]
+    backend.close()
+    runs = [{**options, "concurrency": c} for c in args.concurrency] if args.backend == "openai" else [options]
+    for i, run in enumerate(runs):
+        rows.append(ours("ankle-fracture", work / "reports.csv", args.backend, run, work / f"ours-{i}"))
+    return rows
 
 
 def main() -> None:
@@ -95,11 +148,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=40, help="reports to label")
     parser.add_argument("--prompt", default="de-zero-shot")
     parser.add_argument("--baseline-asks", type=int, default=5, help="bound on the baseline's re-asks")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4], help="openai: requests in flight")
     parser.add_argument("--write-model", type=Path, help="write a random-weight Llama (HF layout) here and stop")
     parser.add_argument("--model-size", default="8b", choices=["8b", "tiny"])
     args = parser.parse_args()
     if args.write_model:
-        from report2label.plugins.backends.random_hf import SIZES, write_random_llama
+        from report2label.testing.random_hf import SIZES, write_random_llama
 
         write_random_llama(args.write_model, args.model_size)
         print(f"random Llama ({SIZES[args.model_size].parameters:,} parameters) in {args.write_model}")
@@ -110,36 +164,34 @@ def main() -> None:
         options = {
             k: json.loads(v) if v[:1] in "0123456789[{tf" else v for k, v in (o.split("=", 1) for o in args.option)
         }
-        if args.model:
-            options["model"] = args.model
-        elif args.backend == "llamacpp":
-            from report2label.plugins.backends.random_gguf import write_random_gguf
+        own_server = args.backend == "openai" and "base_url" not in options
+        model = args.model
+        if model is None and (args.backend == "llamacpp" or own_server):
+            from report2label.testing.random_gguf import write_random_gguf
 
-            options["model"] = str(write_random_gguf(work / "random.gguf"))
+            model = str(write_random_gguf(work / "random.gguf"))
         source = args.reports
         if source is None:
             write_example(work / "example", seed=1, n_reports=args.n, image_size=64)
             source = work / "example" / "reports.csv"
         table = pd.read_csv(source).head(args.n)
         table.to_csv(work / "reports.csv", index=False)
+        if own_server:
+            with llama_server(model) as url:
+                rows = compare(args, {**options, "base_url": url}, table, work)
+        else:
+            rows = compare(args, {**options, "model": model} if model else options, table, work)
 
-        task = registry.task("ankle-fracture")
-        cls = registry.labeler(args.backend)
-        backend = cls(task, task.prompt(args.prompt), build_options(cls, options))
-        backend.prepare(table["text"].tolist())
-        rows = [baseline(task, backend, table["text"].tolist(), args.baseline_asks)]
-        backend.close()
-        rows.append(ours("ankle-fracture", work / "reports.csv", args.backend, options, work))
-
-    print(f"backend {args.backend}, model {options.get('model', '(server default)')}, {len(table)} reports")
+    print(f"backend {args.backend}, model {model or '(server default)'}, {len(table)} reports")
     print(f"{'method':<44} {'reports/s':>10} {'valid':>7} {'calls/report':>13}")
     for row in rows:
         print(
             f"{row['method']:<44} {row['reports'] / row['seconds']:>10.2f} {row['valid']:>7.1%} "
             f"{row['calls_per_report']:>13.2f}"
         )
-    speed = (rows[1]["reports"] / rows[1]["seconds"]) / (rows[0]["reports"] / rows[0]["seconds"])
-    print(f"ratio (report2label / study method): {speed:.2f}x reports/s")
+    for row in rows[1:]:
+        speed = (row["reports"] / row["seconds"]) / (rows[0]["reports"] / rows[0]["seconds"])
+        print(f"ratio (report2label / study method): {speed:.2f}x reports/s ({row['method']})")
 
 
 if __name__ == "__main__":

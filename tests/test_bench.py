@@ -23,6 +23,48 @@ def test_label_throughput_prints_both_methods_and_the_ratio():
     assert "ratio (report2label / study method):" in run.stdout
 
 
+def test_label_throughput_against_its_own_llama_cpp_server_at_two_concurrencies():
+    pytest.importorskip("llama_cpp.server")
+    pytest.importorskip("openai")
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "label_throughput.py"),
+            "--backend",
+            "openai",
+            "--n",
+            "3",
+            "--baseline-asks",
+            "1",
+            "--concurrency",
+            "1",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "report2label openai: concurrency 1, constrained" in run.stdout
+    assert "report2label openai: concurrency 2, constrained" in run.stdout
+
+
+def test_engine_overhead_prints_raw_and_report2label_side_by_side():
+    pytest.importorskip("llama_cpp")
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "engine_overhead.py"), "--n", "3", "--cold"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "raw llama-cpp-python, report order" in run.stdout and "raw llama-cpp-python, token order" in run.stdout
+    assert "r2l label --backend llamacpp, reuse_prefix=false" in run.stdout
+    assert "overhead of report2label against the faster raw run:" in run.stdout
+    assert "raw answers identical to raw llama-cpp-python: 3/3 (report order), 3/3 (token order)" in run.stdout
+    assert "raw answers identical with and without prefix reuse: 3/3" in run.stdout
+
+
 def test_train_throughput_prints_loader_and_training_rates():
     run = subprocess.run(
         [

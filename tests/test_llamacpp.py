@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from report2label.core import TaskSpec, label
 from report2label.core.errors import R2LError
+from report2label.core.labelling import LabelRequest
 from report2label.core.labelling.chat import fold_system
 from report2label.plugins.ankle_fracture import TASK
 
@@ -77,6 +78,45 @@ def test_context_is_sized_from_the_reports_and_overlong_reports_fail(tiny_gguf, 
     longest = len(sized.tokens(TASK.prompt().messages("Weber-B-Fraktur der distalen Fibula. " * 60)))
     assert longest + 64 < sized.n_ctx <= 4096 and sized.n_ctx % 256 == 0
     sized.close()
+
+
+def evaluated_tokens(backend: LlamaCppLabeler) -> list[int]:
+    """Record the number of tokens each llama.cpp evaluation of ``backend`` takes."""
+    counts, evaluate = [], backend.llm.eval
+
+    def counted(tokens):
+        counts.append(len(tokens))
+        evaluate(tokens)
+
+    backend.llm.eval = counted
+    return counts
+
+
+def test_prefix_reuse_answers_as_a_cold_context_and_skips_the_shared_prefix(tiny_gguf, small_example):
+    # shortened prompts and reports: the cold context evaluates every prompt in full
+    texts = [text[:100] for text in pd.read_csv(small_example / "reports.csv")["text"]]
+    few_shot = TASK.prompt("de-few-shot")
+    prompt = few_shot.model_copy(
+        update={"instructions": few_shot.instructions[:150], "examples": few_shot.examples[:1]}
+    )
+    asks = [LabelRequest(f"r{i}", text, tuple(prompt.messages(text))) for i, text in enumerate(texts)]
+    correction = tuple(prompt.corrective_turns('{"fracture": 2}', "field 'fracture': bad", TASK.answer_schema))
+    reasks = [LabelRequest(r.report_id, r.report, r.messages + correction) for r in asks[::4]]
+    batches = [asks[:12], asks[12:], reasks]  # across batches, then corrective re-asks
+    answers, evaluated = {}, {}
+    for reuse in (True, False):
+        options = LlamaCppLabeler.Options(model=str(tiny_gguf["chatml"]), reuse_prefix=reuse)
+        backend = LlamaCppLabeler(TASK, prompt, options)
+        backend.prepare(texts)
+        counts = evaluated_tokens(backend)
+        answers[reuse] = [answer for batch in batches for answer in backend.label(batch)]
+        evaluated[reuse] = sum(counts)
+        first, second = backend.tokens(asks[0].messages), backend.tokens(asks[1].messages)
+        backend.close()
+    assert answers[True] == answers[False] and len(set(answers[True])) > 1
+    shared = next(i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b)
+    assert shared > 200, "the instructions and the few-shot turn are the shared prefix"
+    assert evaluated[False] - evaluated[True] >= (len(asks) + len(reasks) - 1) * shared
 
 
 def test_unsupported_schema_is_an_error_not_a_fallback(tiny_gguf):

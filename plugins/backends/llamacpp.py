@@ -4,6 +4,9 @@ The grammar is built explicitly from the task's JSON Schema, so a schema llama.c
 is an error, never a silent fallback to free JSON. The chat template comes from the GGUF; where
 it has no system role (Mistral, Mixtral) the instructions are folded into the first user turn.
 The context is sized from the longest pending prompt; a report that cannot fit fails with the reason.
+The context is not reset between reports: llama-cpp-python keeps the evaluated tokens the next prompt
+starts with (the instructions and few-shot turns every report shares), and requests are taken in
+token order so that neighbours share as long a prefix as possible.
 """
 
 from __future__ import annotations
@@ -62,12 +65,17 @@ class LlamaCppLabeler(Labeler):
         n_gpu_layers: int = Field(0, description="Layers on the GPU (-1: all).")
         max_tokens: int = Field(64, ge=1)
         seed: int = 0
+        reuse_prefix: bool = Field(True, description="Keep the shared prompt prefix evaluated between reports.")
 
         @field_validator("model")
         @classmethod
         def _exists(cls, value: str) -> str:
-            if not Path(value).is_file():
+            path = Path(value)
+            if not path.is_file():
                 raise ValueError(f"{value}: no such GGUF file")
+            with path.open("rb") as handle:
+                if handle.read(4) != b"GGUF":
+                    raise ValueError(f"{value}: not a GGUF file (it does not start with the GGUF magic bytes)")
             return value
 
     def __init__(self, task, prompt, options) -> None:
@@ -145,23 +153,25 @@ class LlamaCppLabeler(Labeler):
 
     def label(self, requests: list[LabelRequest]) -> list[str | RowFailure]:
         self._load()
-        answers: list[str | RowFailure] = []
-        for request in requests:
-            tokens = self.tokens(request.messages)
-            if len(tokens) + self.options.max_tokens > self.n_ctx:
-                answers.append(
-                    RowFailure(
-                        f"prompt has {len(tokens)} tokens; with {self.options.max_tokens} for the answer it does not "
-                        f"fit the context of {self.n_ctx} tokens"
-                    )
-                )
-                continue
-            self.llm.reset()
-            out = self.llm.create_completion(
-                tokens, max_tokens=self.options.max_tokens, temperature=0.0, top_k=1, grammar=self.grammar
-            )
-            answers.append(out["choices"][0]["text"])
+        prompts = [self.tokens(request.messages) for request in requests]
+        answers: list[str | RowFailure] = [""] * len(requests)
+        for i in sorted(range(len(prompts)), key=prompts.__getitem__):  # neighbours share the longest prefixes
+            answers[i] = self._answer(prompts[i])
         return answers
+
+    def _answer(self, tokens: list[int]) -> str | RowFailure:
+        """One greedy, grammar-constrained answer; the cached tokens it starts with are not evaluated again."""
+        if len(tokens) + self.options.max_tokens > self.n_ctx:
+            return RowFailure(
+                f"prompt has {len(tokens)} tokens; with {self.options.max_tokens} for the answer it does not "
+                f"fit the context of {self.n_ctx} tokens"
+            )
+        if not self.options.reuse_prefix:
+            self.llm.reset()
+        out = self.llm.create_completion(
+            tokens, max_tokens=self.options.max_tokens, temperature=0.0, top_k=1, grammar=self.grammar
+        )
+        return out["choices"][0]["text"]
 
     def close(self) -> None:
         for llm in (self.llm, self.vocab):

@@ -1,7 +1,10 @@
 """The ``openai`` labeler: any OpenAI-compatible server (vLLM, llama.cpp, Ollama, a hospital gateway).
 
-Requests run ``concurrency`` at a time; the openai client retries connection errors, 429 and 5xx
-with exponential backoff; a report whose request still fails becomes a ``failed`` row (a rerun
+Requests run ``concurrency`` at a time, by default as many as the server has parallel slots (what
+llama.cpp's server reports at ``/props``; 8 where a server does not say); the first request of a
+run goes alone, so that the prompt prefix every report shares is in the server's prefix cache
+before the others arrive. The openai client retries connection errors, 429 and 5xx with
+exponential backoff; a report whose request still fails becomes a ``failed`` row (a rerun
 asks again). Structured output: ``json_schema`` (OpenAI, vLLM), ``json_object`` with a schema
 (llama.cpp's server, which answers HTTP 500 to the former), ``none``, or ``auto``: the first mode
 the server accepts. Answers are validated whatever the mode. Report texts go only to loopback or
@@ -10,9 +13,11 @@ private addresses unless ``allow_remote`` is set.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -26,6 +31,7 @@ from report2label.core.privacy import check_endpoint
 
 Mode = Literal["json_schema", "json_object", "none"]
 AUTO_ORDER: tuple[Mode, ...] = ("json_schema", "json_object", "none")
+DEFAULT_CONCURRENCY = 8
 
 
 class OpenAILabeler(Labeler):
@@ -37,7 +43,9 @@ class OpenAILabeler(Labeler):
         allow_remote: bool = Field(False, description="Allow a server outside loopback and private networks.")
         base_url: str = Field("http://127.0.0.1:8000/v1", description="The server's OpenAI API root.")
         api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key.")
-        concurrency: int = Field(8, ge=1, description="Requests in flight at once.")
+        concurrency: int | None = Field(
+            None, ge=1, description="Requests in flight at once; default: the server's parallel slots, else 8."
+        )
         timeout: float = Field(120.0, gt=0, description="Seconds per request.")
         retries: int = Field(4, ge=0, description="Retries with backoff on connection errors, 429 and 5xx.")
         structured: Literal["auto", "json_schema", "json_object", "none"] = "auto"
@@ -65,6 +73,8 @@ class OpenAILabeler(Labeler):
             max_retries=options.retries,
         )
         self.model = options.model or self._only_model()
+        self.concurrency = options.concurrency or self._server_slots() or DEFAULT_CONCURRENCY
+        self._primed = False
         self.mode: Mode | None = None if options.structured == "auto" else options.structured
         self._mode_lock = threading.Lock()
         self.schema_name = re.sub(r"[^a-zA-Z0-9_-]", "_", task.name)
@@ -79,6 +89,17 @@ class OpenAILabeler(Labeler):
                 f"{self.options.base_url} serves {len(models)} models ({', '.join(models)}); choose with --model"
             )
         return models[0]
+
+    def _server_slots(self) -> int | None:
+        """The parallel slots the server reports (llama.cpp's ``GET /props``: ``total_slots``), or None."""
+        root = re.sub(r"/v1$", "", self.options.base_url)
+        props = urllib.request.Request(f"{root}/props", headers={"Authorization": f"Bearer {self.client.api_key}"})
+        try:
+            with urllib.request.urlopen(props, timeout=min(self.options.timeout, 10.0)) as response:
+                slots = json.load(response).get("total_slots")
+        except (OSError, ValueError, AttributeError):  # no such endpoint, not JSON, not an object
+            return None
+        return slots if isinstance(slots, int) and slots > 0 else None
 
     @property
     def model_id(self) -> str:
@@ -153,8 +174,13 @@ class OpenAILabeler(Labeler):
             return RowFailure(f"{self.options.base_url} unreachable after {self.options.retries} retries: {exc}")
 
     def label(self, requests: list[LabelRequest]) -> list[str | RowFailure]:
-        with ThreadPoolExecutor(self.options.concurrency) as pool:
-            return list(pool.map(self._ask, requests))
+        answers: list[str | RowFailure] = []
+        if requests and not self._primed:  # alone: the shared prefix reaches the server's cache first
+            answers.append(self._ask(requests[0]))
+            self._primed = True
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            answers += pool.map(self._ask, requests[len(answers) :])
+        return answers
 
     def close(self) -> None:
         self.client.close()
