@@ -52,6 +52,8 @@ def test_output_folder_not_writable():
         locked = shared / "locked"
         locked.mkdir(mode=0o555)
         prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+        if subprocess.run([*prefix, *R2L, "--version"], capture_output=True).returncode:
+            pytest.skip("an unprivileged user cannot run this checkout's interpreter (it lies in a private folder)")
         result = subprocess.run(
             [*prefix, *R2L, "label", "ankle-fracture", str(reports), "-o", str(locked / "out")],
             capture_output=True,
