@@ -18,7 +18,7 @@ from .image_model import ImageModelSpec
 from .labelling import Labeler, LabelRequest, RowFailure, label
 from .labelling.agreement import eval_labels
 from .rulespec import FindingRule, RuleSet
-from .task import Binary, FewShotExample, PromptVariant, TaskSpec
+from .task import Binary, FewShotExample, Finding, PromptVariant, TaskSpec, UncertainPolicy, training_value
 
 _LAZY = {"build_dataset": ".data.dataset", "train": ".training.loop", "run_pipeline": ".pipeline"}
 
@@ -26,6 +26,7 @@ _LAZY = {"build_dataset": ".data.dataset", "train": ".training.loop", "run_pipel
 __all__ = [
     "Binary",
     "FewShotExample",
+    "Finding",
     "FindingRule",
     "ImageModelSpec",
     "LabelRequest",
@@ -35,9 +36,11 @@ __all__ = [
     "RowFailure",
     "RuleSet",
     "TaskSpec",
+    "UncertainPolicy",
     "eval_labels",
     "hookimpl",
     "label",
+    "training_value",
     *_LAZY,
 ]
 

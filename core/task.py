@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -32,6 +32,37 @@ def _exact_int(value: Any) -> Any:
 
 Binary = Annotated[Literal[0, 1], BeforeValidator(_exact_int)]
 """A 0/1 answer field that refuses ``true``, ``1.0`` and ``"1"``: use it in answer models."""
+
+Finding = Literal["positive", "negative", "uncertain", "not_mentioned"]
+"""A four-state answer field: CheXpert's 1 / 0 / -1 / blank. Training labels come from its states
+through the uncertainty policy chosen at data-set time (:func:`training_value`)."""
+
+STATES: tuple[str, ...] = get_args(Finding)
+CHEXPERT_CODES: dict[str, str] = {"1": "positive", "0": "negative", "-1": "uncertain", "": "not_mentioned"}
+"""CheXpert's codes (as table text) → states: how gold files in CheXpert's format are read."""
+
+UncertainPolicy = Literal["ones", "zeros", "ignore"]
+"""What an uncertain finding becomes for training: 1, 0, or no label (masked in loss and metrics)."""
+
+UNCERTAIN_POLICIES: tuple[str, ...] = get_args(UncertainPolicy)
+
+
+def training_value(value: Any, policy: UncertainPolicy) -> float:
+    """A label's training target: 0/1 answers as they are; states through ``policy`` (NaN: masked).
+
+    positive → 1; negative and not mentioned → 0 (CheXpert's convention for a blank);
+    uncertain → 1 (``ones``), 0 (``zeros``) or NaN (``ignore``).
+    """
+    if value in (0, 1):
+        return float(value)
+    if value == "positive":
+        return 1.0
+    if value in ("negative", "not_mentioned"):
+        return 0.0
+    if value == "uncertain":
+        return {"ones": 1.0, "zeros": 0.0, "ignore": float("nan")}[policy]
+    raise ValueError(f"{value!r} is neither 0/1 nor a state ({', '.join(STATES)})")
+
 
 DEFAULT_CORRECTION = (
     "Your answer was invalid: {reason}. Answer again with only a JSON object that matches "
@@ -110,7 +141,7 @@ class TaskSpec(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> TaskSpec:
-        fields = tuple(self.answer_model.model_fields)
+        fields = (*self.answer_model.model_fields, *self.answer_model.model_computed_fields)
         if not self.labels:
             object.__setattr__(self, "labels", fields)
         unknown = set(self.labels) - set(fields)
@@ -124,8 +155,14 @@ class TaskSpec(Spec):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def answer_schema(self) -> dict[str, Any]:
-        """JSON Schema of the answer: what constrained decoding uses."""
+        """JSON Schema of the answer: what constrained decoding uses (computed fields are not asked)."""
         return self.answer_model.model_json_schema()
+
+    @property
+    def state_labels(self) -> tuple[str, ...]:
+        """The labels whose answers are :data:`Finding` states rather than 0/1."""
+        fields = self.answer_model.model_fields
+        return tuple(name for name in self.labels if name in fields and fields[name].annotation == Finding)
 
     def prompt(self, name: str | None = None) -> PromptVariant:
         """The named prompt variant, or the first one."""

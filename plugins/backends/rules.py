@@ -590,7 +590,17 @@ class RulesLabeler(Labeler):
         return f"rules-{self.engine.hash}"
 
     def label(self, requests: list[LabelRequest]) -> list[str | RowFailure]:
-        return [json.dumps(self.engine.decide(request.report)) for request in requests]
+        return [json.dumps(self.answer(request.report)) for request in requests]
+
+    def answer(self, report: str) -> dict[str, int | str]:
+        """The task's answer: a state for each :data:`Finding` field, else the rule's 0/1 decision."""
+        if not self.task.state_labels:
+            return self.engine.decide(report)
+        states = self.engine.states(report)
+        return {
+            label: (state or "not_mentioned") if label in self.task.state_labels else _value(state, rule.uncertain)
+            for (label, state), rule in zip(states.items(), self.task.rules.findings, strict=True)
+        }
 
 
 @hookimpl
