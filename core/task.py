@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -150,6 +150,11 @@ class TaskSpec(Spec):
         names = [p.name for p in self.prompts]
         if len(set(names)) != len(names):
             raise ValueError(f"task {self.name!r}: prompt variant names must be unique")
+        for variant in self.prompts:
+            for number, example in enumerate(variant.examples, 1):
+                reason = self.validate_answer(json.dumps(example.answer)).reason
+                if reason:
+                    raise ValueError(f"task {self.name!r}: prompt {variant.name!r}, example {number}: {reason}")
         return self
 
     @computed_field  # type: ignore[prop-decorator]
@@ -157,6 +162,22 @@ class TaskSpec(Spec):
     def answer_schema(self) -> dict[str, Any]:
         """JSON Schema of the answer: what constrained decoding uses (computed fields are not asked)."""
         return self.answer_model.model_json_schema()
+
+    @property
+    def longest_answer(self) -> str | None:
+        """The longest valid answer as JSON text (spaced as grammars allow), when every field is a Literal.
+
+        Backends size their answer budget (``max_tokens``) from it; None for open-ended fields.
+        """
+        longest = {}
+        for name, field in self.answer_model.model_fields.items():
+            values = get_args(field.annotation)
+            if get_origin(field.annotation) is Annotated:
+                values = get_args(values[0])
+            if not values or not all(isinstance(v, str | int | bool | None) for v in values):
+                return None
+            longest[name] = max(values, key=lambda v: len(json.dumps(v)))
+        return "{ " + json.dumps(longest)[1:-1] + " }"
 
     @property
     def state_labels(self) -> tuple[str, ...]:

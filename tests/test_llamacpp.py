@@ -127,7 +127,14 @@ def test_unsupported_schema_is_an_error_not_a_fallback(tiny_gguf):
         def model_json_schema(cls, *args, **kwargs):
             return {"type": "object", "properties": {"x": {"not": {"type": "string"}}}}
 
-    task = TaskSpec(name="odd", version="1", description="d", languages=("en",), prompts=TASK.prompts, answer_model=Odd)
+    task = TaskSpec(
+        name="odd",
+        version="1",
+        description="d",
+        languages=("en",),
+        prompts=(TASK.prompt("de-zero-shot"),),
+        answer_model=Odd,
+    )
     with pytest.raises(R2LError, match="answer schema cannot be turned into a grammar"):
         LlamaCppLabeler(task, task.prompt(), LlamaCppLabeler.Options(model=str(tiny_gguf["chatml"])))
 

@@ -29,6 +29,9 @@ class MixtralTokenizer:
         text = "".join(f"[{m['role']}]{m['content']}" for m in messages)
         return list(text) if tokenize else text
 
+    def encode(self, text, add_special_tokens):
+        return list(text)
+
 
 class FakeLLM:
     instances: list = []
@@ -90,6 +93,17 @@ def test_engine_settings_and_batched_prefix_friendly_requests(monkeypatch, tmp_p
     instructions = TASK.prompt().instructions
     assert all(c[0]["role"] == "user" and c[0]["content"].startswith(instructions) for c in conversations)
     assert sampling.kwargs["max_tokens"] == 16
+
+
+def test_answer_budget_defaults_to_the_tokens_of_the_longest_answer(monkeypatch, tmp_path):
+    from report2label.plugins.chest_xray import TASK as CHEST
+
+    fake_vllm(monkeypatch, new_api=True)
+    (tmp_path / "model").mkdir()
+    chest = VLLMLabeler(CHEST, CHEST.prompt(), VLLMLabeler.Options(model=str(tmp_path / "model")))
+    assert chest.sampling.kwargs["max_tokens"] == len(CHEST.longest_answer) + 8 > 400, "one token per character"
+    ankle = VLLMLabeler(TASK, TASK.prompt(), VLLMLabeler.Options(model=str(tmp_path / "model")))
+    assert ankle.sampling.kwargs["max_tokens"] == len('{ "fracture": 0 }') + 8
 
 
 def test_labels_through_the_engine(monkeypatch, tmp_path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -19,6 +19,16 @@ class LabelRequest:
     report_id: str
     report: str
     messages: tuple[dict[str, str], ...]
+
+
+OPEN_ENDED_MAX_TOKENS = 256
+"""The answer budget of a task whose answers have no longest form (free text, numbers)."""
+
+
+def answer_budget(task: TaskSpec, count: Callable[[str], int] = lambda text: len(text.encode())) -> int:
+    """Tokens enough for the task's longest answer; ``count`` tokenises (default: bytes, an upper bound)."""
+    longest = task.longest_answer
+    return count(longest) + 8 if longest else OPEN_ENDED_MAX_TOKENS
 
 
 class RowFailure(str):

@@ -25,6 +25,7 @@ from report2label.core.hashing import file_sha256
 from report2label.core.hookspecs import hookimpl
 from report2label.core.labelling import Labeler, LabelRequest, RowFailure
 from report2label.core.labelling.chat import Message, fold_system, supports_system
+from report2label.core.labelling.labeler import answer_budget
 
 CORRECTION_TURNS = 2  # corrective exchanges the context leaves room for
 
@@ -63,7 +64,7 @@ class LlamaCppLabeler(Labeler):
         n_ctx: int | None = Field(None, ge=64, description="Context size; default: sized from the reports.")
         n_threads: int | None = Field(None, ge=1)
         n_gpu_layers: int = Field(0, description="Layers on the GPU (-1: all).")
-        max_tokens: int = Field(64, ge=1)
+        max_tokens: int | None = Field(None, ge=1, description="Answer budget; default: the task's longest answer.")
         seed: int = 0
         reuse_prefix: bool = Field(True, description="Keep the shared prompt prefix evaluated between reports.")
 
@@ -99,6 +100,8 @@ class LlamaCppLabeler(Labeler):
             template=template, eos_token=token(self.vocab.token_eos()), bos_token=token(self.vocab.token_bos())
         )
         self.fold = not supports_system(self.render)
+        count = lambda text: len(self.vocab.tokenize(text.encode(), add_bos=False, special=False))  # noqa: E731
+        self.max_tokens = options.max_tokens or answer_budget(task, count)
         self._model_id = f"{path.name}@sha256:{file_sha256(path)[:16]}"
         self.llm: Any = None
         self.n_ctx = options.n_ctx
@@ -112,7 +115,7 @@ class LlamaCppLabeler(Labeler):
         return {
             "temperature": 0,
             "top_k": 1,
-            "max_tokens": self.options.max_tokens,
+            "max_tokens": self.max_tokens,
             "seed": self.options.seed,
             "grammar": "json_schema",
             "n_ctx": self.n_ctx,
@@ -134,8 +137,8 @@ class LlamaCppLabeler(Labeler):
             longest = max(len(self.tokens(self.prompt.messages(text))) for text in reports)
             first = self.prompt.messages(reports[0])
             corrected = first + self.prompt.corrective_turns("x" * 8, "y" * 40, self.task.answer_schema)
-            per_turn = len(self.tokens(corrected)) - len(self.tokens(first)) + self.options.max_tokens
-            needed = longest + self.options.max_tokens + CORRECTION_TURNS * per_turn
+            per_turn = len(self.tokens(corrected)) - len(self.tokens(first)) + self.max_tokens
+            needed = longest + self.max_tokens + CORRECTION_TURNS * per_turn
             self.n_ctx = min(self.n_ctx_train, -(-needed // 256) * 256)
         self._load()
 
@@ -161,15 +164,15 @@ class LlamaCppLabeler(Labeler):
 
     def _answer(self, tokens: list[int]) -> str | RowFailure:
         """One greedy, grammar-constrained answer; the cached tokens it starts with are not evaluated again."""
-        if len(tokens) + self.options.max_tokens > self.n_ctx:
+        if len(tokens) + self.max_tokens > self.n_ctx:
             return RowFailure(
-                f"prompt has {len(tokens)} tokens; with {self.options.max_tokens} for the answer it does not "
+                f"prompt has {len(tokens)} tokens; with {self.max_tokens} for the answer it does not "
                 f"fit the context of {self.n_ctx} tokens"
             )
         if not self.options.reuse_prefix:
             self.llm.reset()
         out = self.llm.create_completion(
-            tokens, max_tokens=self.options.max_tokens, temperature=0.0, top_k=1, grammar=self.grammar
+            tokens, max_tokens=self.max_tokens, temperature=0.0, top_k=1, grammar=self.grammar
         )
         return out["choices"][0]["text"]
 

@@ -27,6 +27,7 @@ from report2label.core.errors import R2LError
 from report2label.core.hookspecs import hookimpl
 from report2label.core.labelling import Labeler, LabelRequest, RowFailure
 from report2label.core.labelling.chat import fold_system
+from report2label.core.labelling.labeler import answer_budget
 from report2label.core.privacy import check_endpoint
 
 Mode = Literal["json_schema", "json_object", "none"]
@@ -50,7 +51,9 @@ class OpenAILabeler(Labeler):
         retries: int = Field(4, ge=0, description="Retries with backoff on connection errors, 429 and 5xx.")
         structured: Literal["auto", "json_schema", "json_object", "none"] = "auto"
         fold_system: bool = Field(False, description="Send the instructions in the user turn (Mistral/Mixtral).")
-        max_tokens: int = Field(64, ge=1)
+        max_tokens: int | None = Field(
+            None, ge=1, description="Answer budget; default: the bytes of the task's longest answer."
+        )
         seed: int = 0
 
         @field_validator("base_url")
@@ -73,6 +76,7 @@ class OpenAILabeler(Labeler):
             max_retries=options.retries,
         )
         self.model = options.model or self._only_model()
+        self.max_tokens = options.max_tokens or answer_budget(task)
         self.concurrency = options.concurrency or self._server_slots() or DEFAULT_CONCURRENCY
         self._primed = False
         self.mode: Mode | None = None if options.structured == "auto" else options.structured
@@ -110,7 +114,7 @@ class OpenAILabeler(Labeler):
         return {
             "server": self.options.base_url,
             "temperature": 0,
-            "max_tokens": self.options.max_tokens,
+            "max_tokens": self.max_tokens,
             "seed": self.options.seed,
             "structured": self.mode,
             "folded_system": self.options.fold_system,
@@ -135,7 +139,7 @@ class OpenAILabeler(Labeler):
             model=self.model,
             messages=messages,
             temperature=0,
-            max_tokens=self.options.max_tokens,
+            max_tokens=self.max_tokens,
             seed=self.options.seed,
             **self._format(mode),
         )

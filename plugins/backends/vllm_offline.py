@@ -20,6 +20,7 @@ from report2label.core.errors import R2LError
 from report2label.core.hookspecs import hookimpl
 from report2label.core.labelling import Labeler, LabelRequest, RowFailure
 from report2label.core.labelling.chat import fold_system, supports_system
+from report2label.core.labelling.labeler import answer_budget
 
 
 def sampling_params(module: ModuleType, schema: dict, max_tokens: int, seed: int) -> Any:
@@ -48,7 +49,7 @@ class VLLMLabeler(Labeler):
         max_model_len: int | None = Field(None, ge=64)
         dtype: str = "auto"
         enforce_eager: bool = False
-        max_tokens: int = Field(64, ge=1)
+        max_tokens: int | None = Field(None, ge=1, description="Answer budget; default: the task's longest answer.")
         seed: int = 0
 
         @field_validator("model")
@@ -82,7 +83,9 @@ class VLLMLabeler(Labeler):
         self.fold = not supports_system(
             lambda messages: self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         )
-        self.sampling = sampling_params(vllm.sampling_params, task.answer_schema, options.max_tokens, options.seed)
+        count = lambda text: len(self.tokenizer.encode(text, add_special_tokens=False))  # noqa: E731
+        self.max_tokens = options.max_tokens or answer_budget(task, count)
+        self.sampling = sampling_params(vllm.sampling_params, task.answer_schema, self.max_tokens, options.seed)
 
     @property
     def model_id(self) -> str:
@@ -92,7 +95,7 @@ class VLLMLabeler(Labeler):
     def params(self) -> dict[str, Any]:
         return {
             "temperature": 0,
-            "max_tokens": self.options.max_tokens,
+            "max_tokens": self.max_tokens,
             "seed": self.options.seed,
             "structured": "json_schema",
             "folded_system": self.fold,
@@ -104,13 +107,13 @@ class VLLMLabeler(Labeler):
 
     def label(self, requests: list[LabelRequest]) -> list[str | RowFailure]:
         conversations = self.conversations(requests)
-        limit = self.max_model_len - self.options.max_tokens
+        limit = self.max_model_len - self.max_tokens
         lengths = [
             len(self.tokenizer.apply_chat_template(c, tokenize=True, add_generation_prompt=True)) for c in conversations
         ]
         answers: list[str | RowFailure] = [
             RowFailure(
-                f"prompt has {n} tokens; with {self.options.max_tokens} for the answer it does not fit "
+                f"prompt has {n} tokens; with {self.max_tokens} for the answer it does not fit "
                 f"max_model_len={self.max_model_len}"
             )
             for n in lengths
