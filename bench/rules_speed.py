@@ -3,7 +3,7 @@
 Writes N synthetic German ankle reports (the example study's generator, no images), labels them
 with the ``label`` Python API and the rules backend (store and CSV included, as ``r2l label``
 does) and times the engine alone on the same reports; then times the chest task's 13 findings
-through the engine on N synthetic English chest reports (the chest task is not registered yet).
+through the engine on N synthetic English chest reports.
 Synthetic reports repeat their sentences far more than real ones, which the engine's sentence
 cache rewards, so each engine figure comes with the rate without that cache (every sentence
 read anew); ``bench/rules_quality.py`` gives the rate on real chest reports.

@@ -23,9 +23,11 @@ TriggerKind = Literal[
     "negation",
     "uncertainty",
     "pre_hypothetical",
+    "pre_probable",
 ]
 """``negation`` and ``uncertainty`` triggers act in both directions ("resolved", "versus");
-``pre_hypothetical`` ones ("if", "evaluate for") make the mentions after them count for nothing."""
+``pre_hypothetical`` ones ("if", "evaluate for") make the mentions after them count for nothing;
+``pre_probable`` ones ("likely", "am ehesten") leave the finding after them positive and end a negation."""
 
 
 class FindingRule(Spec):

@@ -44,8 +44,25 @@ UNCERTAINTY = {
     "Borderline cardiomegaly.": {"cardiomegaly": UNC},
     "The heart is borderline enlarged.": {"cardiomegaly": UNC},
     "Left basilar atelectasis versus pneumonia.": {"atelectasis": UNC, "pneumonia": UNC},
-    "Probable small bilateral pleural effusions.": {"pleural_effusion": UNC},
     "Interstitial edema is suspected.": {"edema": UNC},
+}
+PROBABILITY = {
+    "Left basilar opacity, most likely atelectasis.": {"atelectasis": POS, "lung_opacity": POS},
+    "There is probably a small right effusion.": {"pleural_effusion": POS},
+    "No pneumothorax, likely a small left effusion.": {"pneumothorax": NEG, "pleural_effusion": POS},
+    "Presumed postobstructive atelectasis in the left upper lobe.": {"atelectasis": POS},
+    "Right middle lobe pneumonia is felt to be unlikely.": {"pneumonia": NEG},
+    "Patchy opacity, likely atelectasis, less likely pneumonia.": {"atelectasis": POS, "pneumonia": NEG},
+    "An acute rib fracture is doubtful.": {"fracture": NEG},
+    "Interstitial edema seems less likely than an atypical infection.": {"edema": NEG},
+    "Linear opacity favoring scar rather than atelectasis.": {"atelectasis": NEG},
+    "Heart size is at the upper limits of normal or mildly enlarged.": {"cardiomegaly": UNC},
+    "Basilar opacity; alternatively a small effusion.": {"pleural_effusion": UNC},
+}
+VISIBILITY = {
+    "A left 7th rib fracture is not well seen on this study.": {"fracture": UNC},
+    "The small right pneumothorax is poorly visualized.": {"pneumothorax": UNC},
+    "Pneumothorax is not seen.": {"pneumothorax": NEG},
 }
 DEVICES = {
     "Right PICC line with tip in the SVC.": {"support_devices": POS},
@@ -57,6 +74,8 @@ DEVICES = {
     "The central venous catheter has been removed.": {"support_devices": NEG},
     "Median sternotomy wires and mediastinal surgical clips.": {"support_devices": None},
     "Bilateral breast prostheses.": {"support_devices": None},
+    "A spinal neurostimulator overlies the lower thoracic spine.": {"support_devices": POS},
+    "Atrial septal occluder in place.": {"support_devices": POS},
 }
 HISTORY_AND_CHANGE = {
     "Interval resolution of the left pleural effusion.": {"pleural_effusion": NEG},
@@ -70,12 +89,17 @@ HISTORY_AND_CHANGE = {
     "Near-complete resolution of the right pleural effusion.": {"pleural_effusion": POS},
     "If there is concern for rib fracture, dedicated rib views are recommended.": {"fracture": None},
     "The lateral fixation screw is fractured.": {"fracture": None},
+    "The inferior screw of the plate is fractured.": {"fracture": None},
+    "Interval clearing of the left lower lobe pneumonia.": {"pneumonia": NEG},
+    "The right basilar pneumonia has largely cleared.": {"pneumonia": POS},
+    "Cleared right middle lobe consolidation.": {"consolidation": NEG},
 }
 NORMAL_STATEMENTS = {
     "Heart size is normal.": {"cardiomegaly": NEG},
     "Normal heart size.": {"cardiomegaly": NEG},
     "The heart is not enlarged.": {"cardiomegaly": NEG},
     "Heart size is at the upper limits of normal.": {"cardiomegaly": NEG},
+    "Heart size is now mildly enlarged.": {"cardiomegaly": POS},
     "The lungs are clear.": {"lung_opacity": NEG},
     "Lungs are well expanded and clear.": {"lung_opacity": NEG},
     "Pleural effusion: none.": {"pleural_effusion": NEG},
@@ -96,7 +120,16 @@ OTHER_CONVENTIONS = {
     "Mild pulmonary vascular congestion.": {"edema": None},
     "Right upper lobe collapse.": {"atelectasis": POS},
 }
-CASES = NEGATION_LISTS | UNCERTAINTY | DEVICES | HISTORY_AND_CHANGE | NORMAL_STATEMENTS | OTHER_CONVENTIONS
+CASES = (
+    NEGATION_LISTS
+    | UNCERTAINTY
+    | PROBABILITY
+    | VISIBILITY
+    | DEVICES
+    | HISTORY_AND_CHANGE
+    | NORMAL_STATEMENTS
+    | OTHER_CONVENTIONS
+)
 
 
 @pytest.mark.parametrize(("text", "expected"), CASES.items())

@@ -4,8 +4,10 @@ In the spirit of NegEx/ConText and the CheXpert labeler: a report is cut into se
 clinical question is not read), sentences and clauses (at "jedoch", "but", ";", ...). A trigger
 before a mention ("no", "kein", "possible") scopes forward to the end of its clause, across
 lists, until a trigger of another kind starts; one after a mention ("ausgeschlossen", "is not
-seen") reaches back a few words. Each mention is negated, uncertain or positive, placed by the
-sites near it, and marked historical in sentences about earlier treatment. Per finding: a
+seen") reaches back a few words. Hedges are weighed: probable ones ("likely", "am ehesten") assert,
+improbable ones ("unlikely", "less likely") negate, the others ("may", "possible", "versus", "not
+well seen") leave the finding uncertain. Each mention is negated, uncertain or positive, placed
+by the sites near it, and marked historical in sentences about earlier treatment. Per finding: a
 positive relevant mention makes it positive, else a suspected one uncertain, else a negated one
 or an absence statement negative; a historical mention counts unless the report states that the
 finding has resolved. The task supplies the domain words
@@ -28,8 +30,13 @@ from report2label.core.hookspecs import hookimpl
 from report2label.core.labelling import Labeler, LabelRequest, RowFailure
 from report2label.core.rulespec import FindingRule, RuleSet
 
-ENGINE_VERSION = "2"
+ENGINE_VERSION = "3"
 
+UNLIKELY = (
+    r"\b(?:(?:very |highly |much |rather )?(?:unlikely|improbable|doubtful)|less (?:likely|probable)"
+    r"|(?:eher |sehr )?unwahrscheinlich\w*)\b"
+)
+"""Hedges of low probability: they negate ("pneumonia is unlikely", "less likely pneumonia")."""
 TRIGGERS: dict[str, tuple[str, ...]] = {
     "pseudo": (
         r"\bnicht[-\s]?disloz\w*",
@@ -44,7 +51,8 @@ TRIGGERS: dict[str, tuple[str, ...]] = {
         r"\b(?:no|without) (?:\w+ ){0,2}(?:change|increase|progression|worsening|improvement|displacement|loosening)\b",
         r"\bnot (?:significantly )?(?:changed|increased|improved)\b",
         r"\b(?:has |have )?not (?:yet )?(?:completely |fully )?resolved\b",
-        r"\b(?:partial(?:ly)?|incomplete(?:ly)?|near(?:ly)?[- ]?(?:complete(?:ly)?|total(?:ly)?)) resol\w*",
+        r"\b(?:partial(?:ly)?|incomplete(?:ly)?|near(?:ly)?[- ]?(?:complete(?:ly)?|total(?:ly)?)|largely|mostly) "
+        r"(?:resol|clear)\w*",
         r"\bresolving\b",
         r"\?\s*(?:[-–]\s*)?(?:ja|yes)\b",
     ),
@@ -54,14 +62,11 @@ TRIGGERS: dict[str, tuple[str, ...]] = {
         r"\bverdächtig auf\b",
         r"\bfraglich\w*",
         r"\bmöglich\w*",
-        r"\bwahrscheinlich\w*",
         r"\bvereinbar mit\b",
         r"\bdd\b",
         r"\bsuspicio\w+ (?:of|for)\b",
         r"\b(?:concern\w*|worrisome) (?:for|of)\b",
         r"\bpossibl[ey]\b",
-        r"\bprobabl[ey]\b",
-        r"\blikely\b",
         r"\bquestion(?:able)?\b",
         r"\bequivocal\b",
         r"\bborderline\b",
@@ -72,6 +77,8 @@ TRIGGERS: dict[str, tuple[str, ...]] = {
         r"\bcan(?:not|'t) (?:entirely |completely |definitely )?(?:exclude|rule out)\b",
         r"\bno evidence to (?:exclude|rule out)\b",
         r"\bdifferential\b",
+        r"\bddx\b",
+        r"\balternatively\b",
         r"\bfavou?r\w*",
         r"\bmaybe\b",
     ),
@@ -82,8 +89,10 @@ TRIGGERS: dict[str, tuple[str, ...]] = {
         r"\?(?!\s*(?:[-–]\s*)?(?:nein|negativ|ja|yes)\b)",
         r"\bcan(?:not|'t) (?:\w+ )?be (?:\w+ )?(?:excluded|ruled out)\b",
         r"\bnot (?:be )?(?:entirely |completely |definitely )?(?:excluded|ruled out)\b",
-        r"\b(?:is |are )?(?:also |still )?(?:questioned|possible|likely|not certain)\b",
+        r"\b(?:is |are )?(?:also |still )?(?:questioned|possible|not certain)\b",
         r"\bnicht sicher abgrenzbar\b",
+        r"\b(?:is |are |was |were )?(?:not (?:well|clearly|optimally|adequately|fully)|poorly) "
+        r"(?:seen|visuali[sz]ed|demonstrated|evaluated|assessed|delineated|depicted)\b",
     ),
     "post_negation": (
         r"(?<=[\w-])ausschluss\b",
@@ -98,6 +107,8 @@ TRIGGERS: dict[str, tuple[str, ...]] = {
         r"\b(?:vollständig |komplett )?(?:rückgebildet|resorbiert)\b",
         r"\?\s*(?:[-–]\s*)?(?:nein|negativ)\b",
         r":\s*(?:nein|negativ|none|absent)\b(?! for)",
+        r"\b(?:is|are|was|were|seems?|appears?|felt|thought|considered)(?: to be)?(?: \w+)? " + UNLIKELY,
+        UNLIKELY + r"(?=\s*(?:[.;:)]|\Z))",
     ),
     "pre_negation": (
         r"\bkein(?:e|en|em|er|es)?\b",
@@ -114,8 +125,19 @@ TRIGGERS: dict[str, tuple[str, ...]] = {
         r"\bnor\b",
         r"\b(?:interval )?resolution of\b",
         r"\bclear of\b",
+        r"\b(?:interval )?(?:clearing|disappearance) of\b",
+        r"\brather than\b",
+        r"\binstead of\b",
+        UNLIKELY,
     ),
-    "negation": (r"\bresolved\b",),
+    "pre_probable": (
+        r"\bwahrscheinlich\w*",
+        r"\bam ehesten\b",
+        r"\bprobabl[ey]\b",
+        r"\b(?:most |more )?likely\b",
+        r"\bpresum(?:ed|ably|ptive)\b",
+    ),
+    "negation": (r"\bresolved\b", r"\bcleared\b"),
     "uncertainty": (
         r"\bversus\b",
         r"\bvs\b\.?",
@@ -191,6 +213,7 @@ KIND_ORDER = (
     "post_negation",
     "pre_negation",
     "negation",
+    "pre_probable",
     "pre_hypothetical",
     "history",
     "terminator",
@@ -272,6 +295,7 @@ FORWARD = {
     "negation": "negation",
     "pre_uncertainty": "uncertainty",
     "uncertainty": "uncertainty",
+    "pre_probable": "probable",
 }
 BACKWARD = {
     "post_negation": "negation",
@@ -484,10 +508,11 @@ class RuleEngine:
         """Hypothetical beats negated beats uncertain beats positive; ``triggers`` are the clause's.
 
         A trigger before the mention (or inside it: "heart is not enlarged") scopes forward until
-        a trigger of another kind starts: a negation ends an uncertainty, an uncertainty ends a
-        negation only in the next list item ("no effusion, possible atelectasis", but "no opacity
-        to suggest pneumonia"). One after the mention reaches back ``POST_WINDOW`` words, or into
-        the word itself ("Frakturausschluss").
+        a trigger of another kind starts: a negation ends an uncertainty, an uncertainty or a
+        probable hedge ends a negation only in the next list item ("no effusion, possible
+        atelectasis", "no effusion, likely atelectasis", but "no opacity to suggest pneumonia"); a
+        probable hedge leaves the mention positive. One after the mention reaches back
+        ``POST_WINDOW`` words, or into the word itself ("Frakturausschluss").
         """
         negated = uncertain = hypothetical = False
         scope, scope_end = "", 0

@@ -36,7 +36,9 @@ RULES = RuleSet(
                 r"\b(?:increase\w*|enlarge\w*) (?:in |of )?(?:the )?(?:heart|cardiac) size\b",
                 rf"\b{HEART}(?: size)?(?: \w+){{0,2}}? borderline\b",
                 rf"\bborderline (?:\w+ )?{HEART}",
-                rf"\b{HEART}(?: \w+){{0,4}}? (?:enlarged|large|increased)\b",
+                rf"\b{HEART}(?: size)?(?: \w+){{0,4}}? (?:enlarged|large|increased)\b",
+                rf"\b{HEART}(?: size)? (?:is |appears? )?(?:at )?{NORMAL}(?: in size)? or (?:\w+ )?"
+                r"(?:enlarged|large)\b",
                 r"\bherz\w*(?: \w+){0,3}? (?:vergrößert|verbreitert)\b",
                 r"\bherzvergrößerung\b",
                 r"\b(?:vergrößert|verbreitert)\w* herz\w*",
@@ -84,6 +86,7 @@ RULES = RuleSet(
             unmentions=(
                 rf"\b{DEVICE}s? (?:is |are |appears? )?fractur\w*",
                 rf"\bfracture\w* of (?:the )?(?:\w+ ){{0,3}}{DEVICE}",
+                rf"\b{DEVICE}s?(?: \w+){{0,5}}? (?:is|are|appears?) (?:\w+ )?fractured\b",
                 r"(?:material|schrauben|platten|draht|katheter|sonden)bruch",
             ),
         ),
@@ -183,7 +186,7 @@ RULES = RuleSet(
                 r"\btips?\b(?: \w+){0,6}? (?:svc|superior vena cava|cavo-?atrial|caval|right atri\w*|brachiocephalic|"
                 r"innominate|subclavian|jugular|carina|stomach)\b",
                 r"\btip (?:is |are )?(?:projects?|projecting|overl\w+|terminat\w*)\b",
-                r"\bstimulator\w*",
+                r"\b(?:neuro)?stimulator\w*",
                 r"\bdevices?\b",
                 r"\bgenerators?\b",
                 r"\btracheostomy\b",
@@ -208,6 +211,7 @@ RULES = RuleSet(
                 r"\bballoon pump\b",
                 r"\b(?:pacing|pacer|epicardial|temporary) wires?\b",
                 r"\bloop recorder\b",
+                r"\boccluder\w*",
                 r"\bzvk\b",
                 r"katheter\w*",
                 r"schrittmacher\w*",
@@ -226,6 +230,7 @@ RULES = RuleSet(
     ),
     triggers={
         "pre_negation": (r"\b(?:interval )?removal of\b", r"\bnicht (?=(?:\w+ )?(?:vergrößert|verbreitert))"),
+        "pre_uncertainty": (rf"\b{NORMAL}(?: in size)? or\b",),
         "post_negation": (r"\b(?:has |have )?(?:been )?removed\b", r"\bentfernt\b"),
     },
 )
