@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import ModuleType
+from typing import NamedTuple
 
 import pluggy
 
@@ -71,9 +72,33 @@ def plugin_infos() -> list[PluginInfo]:
     return sorted(infos, key=lambda info: info.name)
 
 
-def collect(hook_name: str) -> list[tuple]:
-    """Call ``hook_name`` on every plugin and return the argument tuples passed to ``register``."""
+class Registration(NamedTuple):
+    """One ``register(...)`` call: the plugin that made it and the arguments it passed."""
+
+    plugin: str
+    args: tuple
+
+
+def plugin_label(name: str) -> str:
+    """``plugin 'name'``, with its distribution and version where it came from an entry point."""
+    package, version = _dists.get(name, ("", ""))
+    return f"plugin {name!r}" + (f" ({' '.join(filter(None, (package, version)))})" if package else "")
+
+
+def collect(hook_name: str) -> list[Registration]:
+    """Call ``hook_name`` on every plugin and return each ``register`` call with the plugin that made it.
+
+    Each plugin's implementation gets a ``register`` of its own, so a wrong registration can be
+    blamed on the plugin that made it. Implementations run in pluggy's order (last registered first).
+    """
     load_entry_points()
-    items: list[tuple] = []
-    getattr(pm.hook, hook_name)(register=lambda *args: items.append(args))
+    items: list[Registration] = []
+    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+        if impl.hookwrapper or impl.wrapper:
+            continue
+
+        def register(*args, _plugin: str = impl.plugin_name) -> None:
+            items.append(Registration(_plugin, args))
+
+        impl.function(**{name: register for name in impl.argnames})
     return items

@@ -1,12 +1,17 @@
-"""Look-ups by name over what the plugins registered: tasks, labelers, trainers, example writers."""
+"""Look-ups by name over what the plugins registered: tasks, labelers, trainers, example writers.
+
+Every registration is checked here: something of the wrong kind is a one-line :class:`R2LError`
+naming the plugin that registered it.
+"""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .errors import R2LError
-from .plugins import collect
+from .plugins import Registration, collect, plugin_label
 from .task import TaskSpec
 
 if TYPE_CHECKING:
@@ -14,12 +19,79 @@ if TYPE_CHECKING:
     from .training.trainer import Trainer
 
 
-def _by_name(kind: str, items: list[tuple[str, object]]) -> dict[str, object]:
+def _describe(value: object) -> str:
+    if inspect.isclass(value):
+        return f"the class {value.__qualname__}"
+    if inspect.isroutine(value):
+        return f"the function {value.__qualname__}"
+    text = repr(value)
+    if len(text) <= 40 and "\n" not in text:
+        return f"a {type(value).__name__} ({text})"
+    return f"a {type(value).__name__}"
+
+
+def _wrong(item: Registration, hook: str, got: str, expected: str) -> R2LError:
+    return R2LError(f"{plugin_label(item.plugin)}: {hook} got {got}; expected {expected}")
+
+
+def _args(item: Registration, hook: str, usage: str) -> tuple:
+    if len(item.args) != len(usage.split(",")):
+        count = len(item.args)
+        raise _wrong(item, hook, f"{count} argument{'' if count == 1 else 's'}", f"register({usage})")
+    return item.args
+
+
+def _check_task(item: Registration) -> tuple[str, str, TaskSpec]:
+    (spec,) = _args(item, "register_tasks", "task_spec")
+    if not isinstance(spec, TaskSpec):
+        raise _wrong(item, "register_tasks", _describe(spec), "a TaskSpec instance")
+    return item.plugin, spec.name, spec
+
+
+def _check_labeler(item: Registration) -> tuple[str, str, type[Labeler]]:
+    from .labelling.labeler import Labeler
+
+    (cls,) = _args(item, "register_labelers", "LabelerClass")
+    expected = "a subclass of report2label.core.Labeler (the class, not an instance)"
+    if not (inspect.isclass(cls) and issubclass(cls, Labeler)):
+        got = f"an instance of {type(cls).__qualname__}" if isinstance(cls, Labeler) else _describe(cls)
+        raise _wrong(item, "register_labelers", got, expected)
+    if not isinstance(getattr(cls, "name", None), str) or not cls.name:
+        raise _wrong(item, "register_labelers", f"{_describe(cls)} without a name", "a class attribute name = '...'")
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        raise _wrong(item, "register_labelers", f"{_describe(cls)}, which does not implement {missing}", expected)
+    return item.plugin, cls.name, cls
+
+
+def _check_trainer(item: Registration) -> tuple[str, str, Trainer]:
+    from .training.trainer import Trainer
+
+    (trainer,) = _args(item, "register_trainers", "trainer")
+    if not isinstance(trainer, Trainer):
+        raise _wrong(item, "register_trainers", _describe(trainer), "a report2label.core.training.trainer.Trainer")
+    return item.plugin, trainer.name, trainer
+
+
+def _check_example(item: Registration) -> tuple[str, str, Callable]:
+    name, write = _args(item, "register_examples", "task_name, write")
+    if not isinstance(name, str) or not name:
+        raise _wrong(item, "register_examples", f"the task name {name!r}", "a task name (str) first")
+    if not callable(write):
+        raise _wrong(item, "register_examples", _describe(write), "a callable write(directory, seed, ...)")
+    return item.plugin, name, write
+
+
+def _by_name(kind: str, items: list[tuple[str, str, object]]) -> dict[str, object]:
     found: dict[str, object] = {}
-    for name, item in items:
+    owners: dict[str, str] = {}
+    for plugin, name, item in items:
         if name in found:
-            raise R2LError(f"two plugins register a {kind} named {name!r}; restrict plugins with R2L_PLUGINS")
-        found[name] = item
+            raise R2LError(
+                f"two plugins register a {kind} named {name!r} ({plugin_label(owners[name])} and "
+                f"{plugin_label(plugin)}); restrict plugins with R2L_PLUGINS"
+            )
+        found[name], owners[name] = item, plugin
     return found
 
 
@@ -31,11 +103,7 @@ def _pick(kind: str, name: str, found: dict) -> object:
 
 
 def tasks() -> dict[str, TaskSpec]:
-    items = collect("register_tasks")
-    for (spec,) in items:
-        if not isinstance(spec, TaskSpec):
-            raise R2LError(f"register_tasks got {type(spec).__name__}, expected a TaskSpec")
-    return _by_name("task", [(spec.name, spec) for (spec,) in items])  # type: ignore[return-value]
+    return _by_name("task", [_check_task(item) for item in collect("register_tasks")])  # type: ignore[return-value]
 
 
 def task(name: str) -> TaskSpec:
@@ -43,7 +111,7 @@ def task(name: str) -> TaskSpec:
 
 
 def labelers() -> dict[str, type[Labeler]]:
-    return _by_name("labeler", [(cls.name, cls) for (cls,) in collect("register_labelers")])  # type: ignore[return-value]
+    return _by_name("labeler", [_check_labeler(item) for item in collect("register_labelers")])  # type: ignore[return-value]
 
 
 def labeler(name: str) -> type[Labeler]:
@@ -51,7 +119,7 @@ def labeler(name: str) -> type[Labeler]:
 
 
 def trainers() -> dict[str, Trainer]:
-    return _by_name("trainer", [(t.name, t) for (t,) in collect("register_trainers")])  # type: ignore[return-value]
+    return _by_name("trainer", [_check_trainer(item) for item in collect("register_trainers")])  # type: ignore[return-value]
 
 
 def trainer(name: str) -> Trainer:
@@ -59,7 +127,7 @@ def trainer(name: str) -> Trainer:
 
 
 def examples() -> dict[str, Callable]:
-    return _by_name("example", collect("register_examples"))  # type: ignore[return-value]
+    return _by_name("example", [_check_example(item) for item in collect("register_examples")])  # type: ignore[return-value]
 
 
 def example(name: str) -> Callable:
