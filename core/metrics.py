@@ -3,6 +3,8 @@
 Proportions (accuracy, sensitivity, specificity, PPV, NPV) get Wilson score intervals; F1 and
 Cohen's kappa get percentile intervals from a bootstrap of the confusion matrix (resampling
 report pairs is a multinomial draw over its four cells, so the cost does not grow with n).
+Image-model scores get percentile intervals from resampling images; several labels are summarised
+by macro AUC (the mean over labels where AUC is defined) and micro AUC (all known pairs pooled).
 """
 
 from __future__ import annotations
@@ -48,12 +50,27 @@ def wilson(successes: int, trials: int) -> Estimate:
     return Estimate(successes / trials, float(ci.low), float(ci.high))
 
 
+def _floats(*cells):
+    """Confusion cells as float arrays: a 0/0 gives NaN, never ZeroDivisionError."""
+    return (np.asarray(cell, dtype=float) for cell in cells)
+
+
 def _f1(tn, fp, fn, tp):
+    tn, fp, fn, tp = _floats(tn, fp, fn, tp)
     with np.errstate(invalid="ignore", divide="ignore"):
         return 2 * tp / (2 * tp + fp + fn)
 
 
+def _mcc(tn, fp, fn, tp):
+    """Matthews' correlation; 0 where a row or column of the confusion matrix is empty (as scikit-learn)."""
+    tn, fp, fn, tp = _floats(tn, fp, fn, tp)
+    denominator = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (tp * tn - fp * fn) / denominator, 0.0)
+
+
 def _kappa(tn, fp, fn, tp):
+    tn, fp, fn, tp = _floats(tn, fp, fn, tp)
     n = tn + fp + fn + tp
     with np.errstate(invalid="ignore", divide="ignore"):
         observed = (tp + tn) / n
@@ -89,21 +106,19 @@ def binary_agreement(c: Confusion, n_boot: int = 2000, seed: int = 0) -> dict[st
 
 def scores(truth: np.ndarray, prob: np.ndarray, threshold: float) -> dict[str, float]:
     """Threshold and ranking metrics of one binary label (AUC is NaN when one class is missing)."""
-    from sklearn.metrics import matthews_corrcoef, roc_auc_score
-
     truth = np.asarray(truth).astype(int)
     predicted = (np.asarray(prob) >= threshold).astype(int)
     c = Confusion.of(truth, predicted)
     with np.errstate(invalid="ignore", divide="ignore"):
         values = {
             "accuracy": (c.tp + c.tn) / c.n if c.n else float("nan"),
-            "auc": float(roc_auc_score(truth, prob)) if 0 < truth.sum() < len(truth) else float("nan"),
+            "auc": auc(truth, prob),
             "sensitivity": c.tp / (c.tp + c.fn) if c.tp + c.fn else float("nan"),
             "specificity": c.tn / (c.tn + c.fp) if c.tn + c.fp else float("nan"),
             "ppv": c.tp / (c.tp + c.fp) if c.tp + c.fp else float("nan"),
             "npv": c.tn / (c.tn + c.fn) if c.tn + c.fn else float("nan"),
             "f1": float(_f1(c.tn, c.fp, c.fn, c.tp)),
-            "mcc": float(matthews_corrcoef(truth, predicted)) if c.n else float("nan"),
+            "mcc": float(_mcc(c.tn, c.fp, c.fn, c.tp)) if c.n else float("nan"),
         }
     return {name: float(value) for name, value in values.items()}
 
@@ -119,12 +134,50 @@ def bootstrap_scores(
         index = rng.integers(0, len(truth), len(truth))
         for name, value in scores(truth[index], prob[index], threshold).items():
             draws[name].append(value)
-    result = {}
-    for name, value in point.items():
-        finite = np.array(draws[name])[np.isfinite(draws[name])]
-        low, high = np.percentile(finite, [2.5, 97.5]) if finite.size else (float("nan"), float("nan"))
-        result[name] = Estimate(value, float(low), float(high))
-    return result
+    return {name: _interval(value, draws[name]) for name, value in point.items()}
+
+
+def _interval(value: float, draws: list[float]) -> Estimate:
+    """``value`` with the percentile 95% interval of the finite ``draws`` (NaN when none is)."""
+    finite = np.array(draws)[np.isfinite(draws)]
+    low, high = np.percentile(finite, [2.5, 97.5]) if finite.size else (float("nan"), float("nan"))
+    return Estimate(value, float(low), float(high))
+
+
+def macro_mean(values: list[float]) -> float:
+    """The mean of the finite ``values`` (labels where a metric is defined); NaN when none is."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
+def auc(truth: np.ndarray, prob: np.ndarray) -> float:
+    """ROC-AUC as the Mann-Whitney statistic (ties count half); NaN when one class is missing."""
+    from scipy.stats import rankdata
+
+    positives = int(np.sum(truth == 1))
+    negatives = len(truth) - positives
+    if not positives or not negatives:
+        return float("nan")
+    ranks = rankdata(prob)
+    return float((ranks[truth == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def _macro_micro(truth: np.ndarray, prob: np.ndarray) -> tuple[float, float]:
+    known = ~np.isnan(truth)
+    macro = macro_mean([auc(truth[known[:, i], i], prob[known[:, i], i]) for i in range(truth.shape[1])])
+    return macro, auc(truth[known], prob[known])
+
+
+def multilabel_auc(truth: np.ndarray, prob: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict[str, Estimate]:
+    """Macro and micro AUC of [N, labels] targets (NaN: masked) with 95% intervals from resampling images."""
+    macro, micro = _macro_micro(truth, prob)
+    rng = np.random.default_rng(seed)
+    draws = [_macro_micro(truth[index], prob[index]) for index in rng.integers(0, len(truth), (n_boot, len(truth)))]
+    return {
+        "macro_auc": _interval(macro, [d[0] for d in draws]),
+        "micro_auc": _interval(micro, [d[1] for d in draws]),
+    }
 
 
 def youden_threshold(truth: np.ndarray, prob: np.ndarray) -> float:

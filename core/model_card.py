@@ -12,6 +12,7 @@ from .atomic import atomic_path
 from .data.folder import DatasetFolder
 from .image_model import ImageModelSpec
 from .labelling.folder import LabelFolder
+from .quantize import BEST
 from .task import TaskSpec
 from .training.folder import RunFolder
 
@@ -49,6 +50,84 @@ def _label_source(dataset: dict) -> list[str]:
     return lines
 
 
+UNCERTAIN_TARGETS = {
+    "ones": "1 (U-Ones)",
+    "zeros": "0 (U-Zeros)",
+    "ignore": "no target (U-Ignore: masked, left out of the loss and of every metric)",
+}
+
+
+def _uncertainty(task: TaskSpec, dataset: dict) -> list[str]:
+    """How the four-state labels became training targets (nothing for a task without them)."""
+    if not task.state_labels:
+        return []
+    policy = dataset.get("uncertain", "ones")
+    return [
+        f"- {len(task.state_labels)} labels are findings in four states (positive, negative, uncertain, not "
+        f"mentioned). Training targets: positive → 1, negative and not mentioned → 0, uncertain → "
+        f"{UNCERTAIN_TARGETS[policy]} (`r2l dataset --uncertain {policy}`)."
+    ]
+
+
+def _warning_lines(warnings: list[str]) -> list[str]:
+    return ["", "Warnings:", "", *(f"- {warning}" for warning in warnings)] if warnings else []
+
+
+def _fmt(est: dict) -> str:
+    return f"{est['value']:.3f} ({est['low']:.3f}–{est['high']:.3f})"
+
+
+def _data_lines(dataset: dict) -> list[str]:
+    """The counts per split: one table for one label, else images per split and a table of classes per label."""
+    counts = dataset["counts"]
+    if len(dataset["label_columns"]) == 1:
+        header = list(next(iter(counts.values())))
+        rows = [list(split_counts.values()) for split_counts in counts.values()]
+    else:
+        header = ["images", "patients"]
+        rows = [[c["images"], c["patients"]] for c in counts.values()]
+    lines = ["| split | " + " | ".join(header) + " |", "|---" * (1 + len(header)) + "|"]
+    lines += [f"| {split} | " + " | ".join(map(str, row)) + " |" for split, row in zip(counts, rows, strict=True)]
+    if len(dataset["label_columns"]) > 1:
+        lines += ["", "| label | " + " | ".join(f"{split} 1 / 0" for split in counts) + " |"]
+        lines.append("|---" * (1 + len(counts)) + "|")
+        for column in dataset["label_columns"]:
+            cells = []
+            for c in counts.values():
+                masked = f" ({c[f'{column}=masked']} masked)" if f"{column}=masked" in c else ""
+                cells.append(f"{c[f'{column}=1']} / {c[f'{column}=0']}{masked}")
+            lines.append(f"| {column} | " + " | ".join(cells) + " |")
+    return lines + _warning_lines(dataset.get("warnings", []))
+
+
+MULTILABEL_METRICS = ("auc", "sensitivity", "specificity", "ppv", "npv", "f1", "mcc")
+
+
+def _metric_lines(report: dict) -> list[str]:
+    """Test metrics: per metric and label for one label; for several, a row per label and macro/micro AUC."""
+    if len(report["labels"]) == 1:
+        lines = ["| label | metric | value | 95% CI |", "|---|---|---|---|"]
+        for name, values in report["labels"].items():
+            for metric, est in values["metrics"].items():
+                lines.append(f"| {name} | {metric} | {est['value']:.3f} | {est['low']:.3f}–{est['high']:.3f} |")
+            c = values["confusion"]
+            lines.append(f"| {name} | confusion | TN={c['tn']} FP={c['fp']} FN={c['fn']} TP={c['tp']} | |")
+        return lines
+    lines = [
+        f"Macro AUC {_fmt(report['macro_auc'])} (mean over the labels where AUC is defined), "
+        f"micro AUC {_fmt(report['micro_auc'])} (all known label-image pairs pooled).",
+        "",
+        "| label | n (masked) | threshold | " + " | ".join(MULTILABEL_METRICS) + " |",
+        "|---" * (3 + len(MULTILABEL_METRICS)) + "|",
+    ]
+    for name, values in report["labels"].items():
+        cells = [_fmt(values["metrics"][metric]) for metric in MULTILABEL_METRICS]
+        lines.append(
+            f"| {name} | {values['n']} ({values['masked']}) | {values['threshold']:.3f} | " + " | ".join(cells) + " |"
+        )
+    return lines + _warning_lines(report["warnings"])
+
+
 def card_path(model_path: Path) -> Path:
     """Where the model card of ``model_path`` goes: ``MODEL.md`` beside it."""
     return model_path.with_name("MODEL.md")
@@ -78,7 +157,7 @@ def write_model_card(
         "",
         task.description,
         "",
-        f"Output: a probability per label ({', '.join(report['labels'])}); decision threshold "
+        f"Output: a probability per label ({', '.join(report['labels'])}); decision threshold per label "
         + (
             "chosen on the validation split by Youden's J"
             if report["threshold_rule"] == "youden"
@@ -102,7 +181,7 @@ def write_model_card(
     ]
     if quantized is not None:
         lines.append(
-            f"- `{quantized.path.name}`: static int8 (QDQ, per-channel), decisions agree with the float "
+            f"- `{quantized.path.name}`: static int8 ({BEST.describe()}), decisions agree with the float "
             f"model on {quantized.agreement:.1%} of test images (max |Δp| {quantized.max_abs_diff:.3f}); "
             f"batch-1 latency {quantized.int8_ms:.1f} ms vs {quantized.float_ms:.1f} ms."
         )
@@ -111,28 +190,18 @@ def write_model_card(
         "## Labels",
         "",
         *_label_source(dataset),
+        *_uncertainty(task, dataset),
         "",
         "## Data",
         "",
-        "| split | " + " | ".join(next(iter(dataset["counts"].values()))) + " |",
-        "|---" * (1 + len(next(iter(dataset["counts"].values())))) + "|",
-    ]
-    for split, counts in dataset["counts"].items():
-        lines.append(f"| {split} | " + " | ".join(str(v) for v in counts.values()) + " |")
-    lines += [
+        *_data_lines(dataset),
         "",
         f"Split by patient (seed {dataset['seed']}); validation and test balanced: {dataset['balanced']}.",
         "",
         f"## Test metrics ({report['images']} images, bootstrap 95% CI, {report['bootstrap']} resamples)",
         "",
-        "| label | metric | value | 95% CI |",
-        "|---|---|---|---|",
+        *_metric_lines(report),
     ]
-    for name, values in report["labels"].items():
-        for metric, est in values["metrics"].items():
-            lines.append(f"| {name} | {metric} | {est['value']:.3f} | {est['low']:.3f}–{est['high']:.3f} |")
-        c = values["confusion"]
-        lines.append(f"| {name} | confusion | TN={c['tn']} FP={c['fp']} FN={c['fn']} TP={c['tp']} | |")
     if roc.is_file():
         with atomic_path(model_path.parent / roc_name) as tmp:
             shutil.copyfile(roc, tmp)

@@ -29,6 +29,8 @@ from .labelling import label
 from .labelling.agreement import eval_labels
 from .labelling.engine import build_options
 from .model_card import card_path
+from .prompt_file import with_prompt_file
+from .task import UncertainPolicy
 from .training.folder import RunFolder
 from .training.recipe import effective_recipe
 
@@ -41,7 +43,11 @@ class ReportsConfig(Section):
     path: Path
     id_col: str = "report_id"
     text_col: str = "text"
-    gold_col: str | None = Field(None, description="Gold labels in the reports table: label accuracy is measured.")
+    gold_col: str | None = Field(
+        None,
+        description="Gold labels in the reports table, so that label accuracy is measured: the column of a "
+        "one-label task, or 'auto' (gold_<label>, <label>_gold or <label> columns, as r2l eval-labels finds them).",
+    )
 
 
 class ImagesConfig(Section):
@@ -53,6 +59,7 @@ class LabelConfig(Section):
     model: str | None = None
     options: dict[str, Any] = {}
     prompt: str | None = None
+    prompt_file: Path | None = Field(None, description="TOML file of further prompt variants.")
     max_attempts: int = Field(3, ge=1)
     batch_size: int | None = Field(None, ge=1)
     allow_remote: bool = False
@@ -64,6 +71,7 @@ class DatasetConfig(Section):
     balance: bool | None = None
     seed: int = 0
     skip_missing: bool = False
+    uncertain: UncertainPolicy = Field("ones", description="An uncertain finding becomes 1, 0 or no target.")
 
 
 class TrainConfig(Section):
@@ -125,6 +133,8 @@ def load_pipeline(path: str | Path) -> Pipeline:
     pipeline.images.path = base / pipeline.images.path
     if pipeline.train.pretrained:
         pipeline.train.pretrained = base / pipeline.train.pretrained
+    if pipeline.label.prompt_file:
+        pipeline.label.prompt_file = base / pipeline.label.prompt_file
     pipeline.export.output = pipeline.workdir / pipeline.export.output
     _check_names(pipeline, path)
     return pipeline
@@ -159,6 +169,8 @@ def _check_names(pipeline: Pipeline, path: Path) -> None:
         backend = registry.labeler(pipeline.label.backend)
     with _key(path, "label.options"):
         build_options(backend, _label_options(pipeline.label))
+    with _key(path, "label.prompt_file"):
+        task = with_prompt_file(task, pipeline.label.prompt_file)
     with _key(path, "label.prompt"):
         task.prompt(pipeline.label.prompt)
     with _key(path, "train.device"):
@@ -167,13 +179,15 @@ def _check_names(pipeline: Pipeline, path: Path) -> None:
         _recipe(pipeline)
 
 
-def _dataset_current(folder: Path, labels: Path, images: Path) -> bool:
+def _dataset_current(folder: Path, labels: Path, images: Path, uncertain: str) -> bool:
+    """Whether the data set was written from these labels and images with this uncertainty policy."""
     info_path = DatasetFolder(folder).info
     if not info_path.is_file():
         return False
     info = json.loads(info_path.read_text())
     hashes = info.get("inputs_sha256", {})
-    return hashes.get("labels") == file_sha256(labels) and hashes.get("images") == file_sha256(images)
+    same_inputs = hashes.get("labels") == file_sha256(labels) and hashes.get("images") == file_sha256(images)
+    return same_inputs and info.get("uncertain", "ones") == uncertain
 
 
 def _train_state(rundir: Path, dataset: Path, recipe: dict) -> str:
@@ -215,6 +229,7 @@ def run_pipeline(
         backend=p.label.backend,
         options=_label_options(p.label),
         prompt=p.label.prompt,
+        prompt_file=p.label.prompt_file,
         id_col=p.reports.id_col,
         text_col=p.reports.text_col,
         batch_size=p.label.batch_size,
@@ -234,13 +249,13 @@ def run_pipeline(
             labels_csv,
             p.reports.path,
             id_col=p.reports.id_col,
-            gold_col=p.reports.gold_col,
+            gold_col=None if p.reports.gold_col == "auto" else p.reports.gold_col,
             text_col=p.reports.text_col,
         )
         summary.label_accuracy = {r.label: r.metrics["accuracy"].value for r in agreement.labels}
 
     announce("[2/5] dataset")
-    if _dataset_current(dataset_dir, labels_csv, p.images.path):
+    if _dataset_current(dataset_dir, labels_csv, p.images.path, p.dataset.uncertain):
         summary.steps["dataset"] = "skipped (up to date)"
     else:
         d = p.dataset
@@ -255,6 +270,7 @@ def run_pipeline(
             seed=d.seed,
             skip_missing=d.skip_missing,
             force=True,
+            uncertain=d.uncertain,
         )
         summary.steps["dataset"] = "written"
 

@@ -38,7 +38,7 @@ class ModelInfo:
     def of(cls, session, path: Path) -> ModelInfo:
         meta = session.get_modelmeta().custom_metadata_map
         try:
-            return cls(
+            info = cls(
                 json.loads(meta["r2l.labels"]),
                 json.loads(meta["r2l.thresholds"]),
                 int(meta["r2l.input_size"]),
@@ -47,6 +47,13 @@ class ModelInfo:
             )
         except KeyError as exc:
             raise R2LError(f"{path}: not a report2label model (no metadata {exc.args[0]})") from None
+        width = session.get_outputs()[0].shape[-1]
+        if len(info.thresholds) != len(info.labels) or (isinstance(width, int) and width != len(info.labels)):
+            raise R2LError(
+                f"{path}: metadata r2l.labels names {len(info.labels)} labels and r2l.thresholds "
+                f"{len(info.thresholds)} thresholds for an output of {width} probabilities"
+            )
+        return info
 
 
 def expand_inputs(inputs: list[str | Path]) -> list[Path]:
@@ -88,7 +95,11 @@ def predict(
     batch_size: int = 16,
     show_progress: bool = True,
 ) -> pd.DataFrame:
-    """Probabilities and decisions per input image; written to ``output`` (CSV) when given."""
+    """Probabilities and decisions per input image; written to ``output`` (CSV) when given.
+
+    Columns: ``path``, then ``<label>_probability`` and ``<label>_decision`` (at that label's
+    threshold) for every label in the model's order, then ``error``.
+    """
     paths = expand_inputs(inputs)
     session = session_for(model)
     info = ModelInfo.of(session, Path(model))

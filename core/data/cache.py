@@ -3,6 +3,8 @@
 Per split (see :class:`DatasetFolder`: keyed by the preprocessing and the split's content) a uint8
 array [N, size, size] and an index of the images it holds and those that could not be read (path
 and reason). Epochs read from the memory map, so decoding full-size radiographs never starves the GPU.
+Labels are not cached: they are read from the split's CSV at every load, as float32 [N, labels]
+with NaN where a cell is empty (a masked target), so they can never be stale either.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CachedSplit:
-    """A split's preprocessed images (memory-mapped) and their labels."""
+    """A split's preprocessed images (memory-mapped) and their labels (float32 [N, labels], NaN: masked)."""
 
     images: np.ndarray
     labels: np.ndarray

@@ -2,14 +2,17 @@
 
 Writes ``train_dataframe.csv``, ``val_dataframe.csv`` and ``test_dataframe.csv`` (columns
 ``image`` and ``label``, or one column per label for multi-label tasks, then ``report_id`` and
-``patient_id``) and ``dataset.json`` with the counts per split and class, the seed and what was
-dropped. No patient is in two splits; validation and test are balanced by under-sampling the
-majority class when the recipe says so (binary tasks).
+``patient_id``) and ``dataset.json`` with the counts per split and class, the seed, the uncertainty
+policy and what was dropped. Four-state labels become training targets through the policy
+(:func:`~report2label.core.task.training_value`); ``ignore`` leaves an uncertain finding's cell
+empty, which training and evaluation mask. No patient is in two splits; validation and test are
+balanced by under-sampling the majority class when the recipe says so (binary tasks).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,8 +28,10 @@ from ..atomic import atomic_path, sweep
 from ..errors import R2LError
 from ..hashing import file_sha256
 from ..reports import IMAGES_HINT, LABELS_HINT, read_table, require_columns
-from ..task import TaskSpec
+from ..task import UNCERTAIN_POLICIES, TaskSpec, UncertainPolicy, training_value
 from .folder import SPLITS, DatasetFolder
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class DatasetSummary:
     directory: Path
     counts: dict[str, dict[str, int]]
     dropped: dict[str, int]
+    warnings: list[str]
 
 
 def label_columns(task: TaskSpec) -> list[str]:
@@ -84,11 +90,18 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def _label_adapter(task: TaskSpec, name: str) -> TypeAdapter:
+    """Validates one label's value: an answer field as declared, a computed field (``normal``) by its return type."""
+    field = task.answer_model.model_fields.get(name)
+    if field is not None:
+        return TypeAdapter(Annotated[field.annotation, field])
+    return TypeAdapter(task.answer_model.model_computed_fields[name].return_type)
+
+
 def _check_label_values(task: TaskSpec, labelled: pd.DataFrame, path: Path) -> None:
     """Refuse a labelled row whose label is not a valid answer of the task's answer model, naming the row."""
     for name in task.labels:
-        field = task.answer_model.model_fields[name]
-        adapter = TypeAdapter(Annotated[field.annotation, field])
+        adapter = _label_adapter(task, name)
         reasons: dict[Any, str | None] = {}
         for row, value in zip(labelled.index, map(_cell, labelled[name]), strict=True):
             if value not in reasons:
@@ -118,6 +131,35 @@ def _split_patients(frame: pd.DataFrame, fractions: tuple[float, float], rng: np
     return frame["patient_id"].map(assignment)
 
 
+def _targets(column: pd.Series, policy: UncertainPolicy) -> pd.Series:
+    """A label column as training targets: 0/1, empty (masked) where ``ignore`` meets an uncertain finding."""
+    values = [training_value(_cell(value), policy) for value in column]
+    return pd.Series(values, index=column.index, dtype="float64").astype("Int64")
+
+
+def _class_counts(part: pd.DataFrame, columns: list[str], masked: list[str]) -> dict[str, int]:
+    """Images per class of each label column, and ``<label>=masked`` for the ``masked`` columns (alike per split)."""
+    counts: dict[str, int] = {}
+    for column in columns:
+        counts[f"{column}=0"] = int((part[column] == 0).sum())
+        counts[f"{column}=1"] = int((part[column] == 1).sum())
+        if column in masked:
+            counts[f"{column}=masked"] = int(part[column].isna().sum())
+    return counts
+
+
+def _one_class(split: str, part: pd.DataFrame, columns: list[str]) -> list[str]:
+    """Why a label cannot be learnt or measured on ``split``: a message per column lacking a class."""
+    problems = []
+    for column in columns:
+        classes = sorted(int(v) for v in part[column].dropna().unique())
+        if len(classes) < 2:
+            masked = int(part[column].isna().sum())
+            images = f"{len(part)} images" + (f", {masked} masked" if masked else "")
+            problems.append(f"split {split!r} has only class {classes} of {column!r} ({images})")
+    return problems
+
+
 def _balance(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     groups = [group for _, group in frame.groupby("label")]
     n = min(len(g) for g in groups)
@@ -137,9 +179,17 @@ def build_dataset(
     seed: int = 0,
     skip_missing: bool = False,
     force: bool = False,
+    uncertain: UncertainPolicy = "ones",
 ) -> DatasetSummary:
-    """Join ``labels`` (from ``r2l label``) to ``images`` (image, report_id, patient_id) and split by patient."""
+    """Join ``labels`` (from ``r2l label``) to ``images`` (image, report_id, patient_id) and split by patient.
+
+    ``uncertain`` says what an uncertain finding becomes: 1 (``ones``, CheXpert's U-Ones), 0
+    (``zeros``) or an empty cell (``ignore``: masked in loss and metrics). A multi-label task may
+    keep a label with one class in a split (a warning, in ``dataset.json``); a one-label task may not.
+    """
     spec = registry.task(task) if isinstance(task, str) else task
+    if uncertain not in UNCERTAIN_POLICIES:
+        raise R2LError(f"--uncertain {uncertain!r}: choose one of {', '.join(UNCERTAIN_POLICIES)}")
     outdir = Path(outdir)
     folder = DatasetFolder(outdir)
     if folder.info.exists() and not force:
@@ -149,29 +199,30 @@ def build_dataset(
     frame, dropped = _labelled_images(spec, Path(labels), Path(images), skip_missing)
     columns = label_columns(spec)
     frame = frame.rename(columns={spec.labels[0]: "label"}) if columns == ["label"] else frame
-    frame[columns] = frame[columns].astype(int)
+    for column in columns:
+        frame[column] = _targets(frame[column], uncertain)
     rng = np.random.default_rng(seed)
     frame["split"] = _split_patients(frame, (val_fraction, test_fraction), rng)
     recipe_balance = spec.recipe.balance_eval_splits if spec.recipe else True
     balance = recipe_balance if balance is None else balance
-    splits = {}
+    splits, warnings = {}, []
     for split in SPLITS:
         part = frame[frame["split"] == split]
         if balance and split != "train" and columns == ["label"] and part["label"].nunique() == 2:
             dropped[f"{split}_balanced_away"] = len(part) - len(part := _balance(part, rng))
-        for column in columns:
-            if part[column].nunique() < 2:
-                classes = sorted(part[column].unique().tolist())
-                raise R2LError(
-                    f"split {split!r} has only class {classes} of {column!r} ({len(part)} images); "
-                    "the data set is too small or too unbalanced for a patient split"
-                )
+        problems = _one_class(split, part, columns)
+        if problems and columns == ["label"]:
+            raise R2LError(problems[0] + "; the data set is too small or too unbalanced for a patient split")
+        warnings += problems
         splits[split] = part
+    for warning in warnings:
+        log.warning("%s: %s", outdir, warning)
+    masked = [column for column in columns if frame[column].isna().any()]
     counts = {
         split: {
             "images": len(part),
             "patients": int(part["patient_id"].nunique()),
-            **{f"{c}={v}": int(n) for c in columns for v, n in part[c].value_counts().sort_index().items()},
+            **_class_counts(part, columns, masked),
         }
         for split, part in splits.items()
     }
@@ -190,12 +241,14 @@ def build_dataset(
         "val_fraction": val_fraction,
         "test_fraction": test_fraction,
         "balanced": balance,
+        "uncertain": uncertain,
         "counts": counts,
         "dropped": dropped,
+        "warnings": warnings,
         "sources": {"labels": str(labels), "images": str(images)},
         "inputs_sha256": {"labels": file_sha256(labels), "images": file_sha256(images)},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     with atomic_path(folder.info) as tmp:
         tmp.write_text(json.dumps(info, indent=2))
-    return DatasetSummary(outdir, counts, dropped)
+    return DatasetSummary(outdir, counts, dropped, warnings)

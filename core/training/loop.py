@@ -3,6 +3,11 @@
 A run folder (:class:`RunFolder`) holds ``best.pt`` and ``last.pt`` (model, optimiser, scheduler,
 epoch, RNG state, recipe and task, loadable with ``torch.load(weights_only=True)``), ``history.csv``
 (per epoch: losses, accuracy, AUC and MCC on train and validation, learning rate) and ``run.json``.
+
+One output per label; the loss is BCE with logits weighted per label by n_negative / n_positive,
+and a masked target (NaN: an uncertain finding under ``--uncertain ignore``) counts in neither the
+loss nor a metric. With several labels the epoch's metrics are macro means over the labels where
+they are defined (AUC needs both classes), and ``history.csv`` also has each label's validation AUC.
 """
 
 from __future__ import annotations
@@ -32,12 +37,13 @@ from ..data.folder import DatasetFolder
 from ..errors import R2LError
 from ..hashing import file_sha256
 from ..image_model import ImageModelSpec
-from ..metrics import scores
+from ..metrics import macro_mean, scores
 from ..progress import progress_bar
 from ..task import TaskSpec
 from .checkpoint import build_model, load_checkpoint, save_checkpoint
 from .data import CachedImages
 from .folder import RunFolder
+from .loss import MaskedBCE, masked_bce, pos_weights
 from .recipe import effective_recipe
 from .trainer import Trainer
 
@@ -149,7 +155,7 @@ def _autocast(trainer: Trainer, device: torch.device):
 
 
 def _predict(model, loader, device, trainer) -> tuple[np.ndarray, np.ndarray, float]:
-    """Probabilities, labels and mean BCE loss over a loader."""
+    """Probabilities, labels and mean (unweighted) BCE loss over the known targets of a loader."""
     model.eval()
     probs, labels, loss_sum = [], [], 0.0
     with torch.no_grad():
@@ -158,18 +164,24 @@ def _predict(model, loader, device, trainer) -> tuple[np.ndarray, np.ndarray, fl
             with _autocast(trainer, device):
                 logits = model(images).float()
             target = target.to(device)
-            loss_sum += torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum").item()
+            loss_sum += masked_bce(logits, target, reduction="sum").item()
             probs.append(torch.sigmoid(logits).cpu().numpy())
             labels.append(target.cpu().numpy())
     truth, prob = np.concatenate(labels), np.concatenate(probs)
-    return prob, truth, loss_sum / max(1, truth.size)
+    return prob, truth, loss_sum / max(1, int((~np.isnan(truth)).sum()))
 
 
-def _epoch_scores(prefix: str, truth: np.ndarray, prob: np.ndarray, loss: float, threshold: float) -> dict[str, float]:
-    per_label = [scores(truth[:, i], prob[:, i], threshold) for i in range(truth.shape[1])]
+def _label_scores(truth: np.ndarray, prob: np.ndarray, threshold: float) -> list[dict[str, float]]:
+    """:func:`scores` of each label (column) on its known (non-NaN) targets."""
+    known = ~np.isnan(truth)
+    return [scores(truth[known[:, i], i], prob[known[:, i], i], threshold) for i in range(truth.shape[1])]
+
+
+def _epoch_scores(prefix: str, per_label: list[dict[str, float]], loss: float) -> dict[str, float]:
+    """The loss and the macro mean of accuracy, AUC and MCC over the labels where each is defined."""
     row = {f"{prefix}_loss": loss}
     for name in ("accuracy", "auc", "mcc"):
-        row[f"{prefix}_{name}"] = float(np.nanmean([s[name] for s in per_label]))
+        row[f"{prefix}_{name}"] = macro_mean([s[name] for s in per_label])
     return row
 
 
@@ -265,11 +277,8 @@ def train(
     model = model.to(device)
     if backend.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    positives = splits["train"].labels.sum(axis=0)
-    pos_weight = (n_train - positives) / np.maximum(positives, 1) if recipe.loss == "bce_pos_weight" else None
-    criterion = torch.nn.BCEWithLogitsLoss(
-        pos_weight=torch.tensor(pos_weight, dtype=torch.float32, device=device) if pos_weight is not None else None
-    )
+    weights = pos_weights(splits["train"].labels) if recipe.loss == "bce_pos_weight" else None
+    criterion = MaskedBCE(torch.tensor(weights, device=device) if weights is not None else None)
     opt = recipe.optimisation
     optimizer = torch.optim.AdamW(model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
     train_set = CachedImages(splits["train"], recipe, train=True)
@@ -328,8 +337,11 @@ def train(
             )
         val_prob, val_truth, val_loss = _predict(model, val_loader, device, backend)
         row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0]}
-        row |= _epoch_scores("train", train_truth, train_prob, train_loss, threshold)
-        row |= _epoch_scores("val", val_truth, val_prob, val_loss, threshold)
+        val_scores = _label_scores(val_truth, val_prob, threshold)
+        row |= _epoch_scores("train", _label_scores(train_truth, train_prob, threshold), train_loss)
+        row |= _epoch_scores("val", val_scores, val_loss)
+        if len(columns) > 1:
+            row |= {f"val_auc_{column}": s["auc"] for column, s in zip(columns, val_scores, strict=True)}
         history.append(row)
         value = row[f"val_{recipe.select_metric}"]
         improved = np.isfinite(value) and (
