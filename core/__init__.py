@@ -2,7 +2,7 @@
 
 Python API (each ``r2l`` command wraps one of these)::
 
-    from report2label.core import label, eval_labels, build_dataset, train, run_pipeline
+    from report2label.core import label, eval_labels, compare, build_dataset, train, run_pipeline
     from report2label.core.evaluate import evaluate
     from report2label.core.export import export
     from report2label.core.predict import predict      # needs no torch
@@ -20,7 +20,12 @@ from .labelling.agreement import eval_labels
 from .rulespec import FindingRule, RuleSet
 from .task import Binary, FewShotExample, Finding, PromptVariant, TaskSpec, UncertainPolicy, training_value
 
-_LAZY = {"build_dataset": ".data.dataset", "train": ".training.loop", "run_pipeline": ".pipeline"}
+_LAZY = {
+    "build_dataset": ".data.dataset",
+    "compare": ".labelling.compare",
+    "train": ".training.loop",
+    "run_pipeline": ".pipeline",
+}
 
 
 __all__ = [

@@ -24,6 +24,7 @@ from .. import registry
 from ..atomic import atomic_path
 from ..errors import R2LError
 from ..progress import progress_bar
+from ..prompt_file import with_prompt_file
 from ..reports import read_reports
 from ..task import PromptVariant, TaskSpec, Validation
 from .folder import LabelFolder
@@ -209,6 +210,7 @@ def label(
     backend: str = "rules",
     options: dict[str, Any] | None = None,
     prompt: str | None = None,
+    prompt_file: str | Path | None = None,
     id_col: str = "report_id",
     text_col: str = "text",
     batch_size: int | None = None,
@@ -223,13 +225,15 @@ def label(
     ``shard=(k, n)`` labels only the k-th of n disjoint shares (1-based), for n processes on n GPUs
     writing to one store; it writes no table: a final run without ``shard`` does. Everything that
     can be checked (task, backend, options, model file, reports, output folder) is checked before
-    the store is created; a run that stores nothing leaves no store behind.
+    the store is created; a run that stores nothing leaves no store behind. ``prompt_file`` adds the
+    prompt variants of a TOML file (:mod:`report2label.core.prompt_file`) to the task's own;
+    ``prompt`` picks among them all.
     """
     if max_attempts < 1:
         raise R2LError("max_attempts must be at least 1")
     if shard is not None and not 1 <= shard[0] <= shard[1]:
         raise R2LError(f"shard {shard[0]}/{shard[1]}: expected K/N with 1 <= K <= N")
-    spec = registry.task(task) if isinstance(task, str) else task
+    spec = with_prompt_file(registry.task(task) if isinstance(task, str) else task, prompt_file)
     cls = registry.labeler(backend)
     opts = build_options(cls, options or {})
     variant = spec.prompt(prompt)
