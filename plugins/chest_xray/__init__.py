@@ -8,6 +8,7 @@ from report2label.core.hookspecs import hookimpl
 from report2label.core.task import TaskSpec
 
 from .answer import ChestAnswer
+from .example import write_example
 from .patterns import RULES
 from .prompts import PROMPTS
 from .recipe import RECIPE
@@ -30,3 +31,8 @@ TASK = TaskSpec(
 @hookimpl
 def register_tasks(register) -> None:
     register(TASK)
+
+
+@hookimpl
+def register_examples(register) -> None:
+    register(TASK.name, write_example)
