@@ -1,19 +1,18 @@
 """ONNX export of a training run, proven equal to PyTorch before anything is written.
 
-The best checkpoint is exported with a dynamic batch axis and the sigmoid inside (the output is
-a probability per label), checked with the ONNX checker, and run by ONNX Runtime on real images
-of the run's test split: probabilities must agree with PyTorch within ``atol`` and every decision
-at the chosen threshold must be identical, or nothing is written. The file's metadata carries
-what a consumer needs (labels, thresholds, preprocessing, input size, versions); ``MODEL.md``
-beside it is the model card.
+The best checkpoint is exported with a dynamic batch axis and the sigmoid inside (the output
+``probability`` is [batch, labels]: a probability per label, in the order of ``r2l.labels``),
+checked with the ONNX checker, and run by ONNX Runtime on real images of the run's test split:
+probabilities must agree with PyTorch within ``atol`` and every decision at its label's threshold
+must be identical, or nothing is written. The file's metadata carries what a consumer needs
+(labels, per-label thresholds, preprocessing, input size, versions); ``MODEL.md`` beside it is
+the model card.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import time
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 from . import registry
-from .atomic import atomic_path, scratch_dir, sweep
+from .atomic import atomic_path, sweep
 from .data.cache import load_split
 from .data.preprocess import model_input
 from .errors import R2LError
@@ -30,6 +29,8 @@ from .evaluate import evaluate, load_run
 from .image_model import ImageModelSpec
 from .model_card import write_model_card
 from .predict import session_for
+from .quantize import Quantized
+from .quantize import quantize as quantize_int8
 from .training.checkpoint import build_model, load_checkpoint
 from .training.folder import RunFolder
 
@@ -41,15 +42,6 @@ class Parity:
     images: int
     max_abs_diff: float
     decisions_differ: int
-
-
-@dataclass(frozen=True)
-class Quantized:
-    path: Path
-    agreement: float
-    max_abs_diff: float
-    float_ms: float
-    int8_ms: float
 
 
 @dataclass(frozen=True)
@@ -101,7 +93,7 @@ def _metadata(run: dict, recipe: ImageModelSpec, labels: list[str], thresholds: 
         "report2label_version": version("report2label"),
         "trained": run["finished"],
         "input": "image: float32 [batch, channels, size, size], the preprocessed image scaled to [0, 1]",
-        "output": "probability: float32 [batch, labels], sigmoid of the logits",
+        "output": "probability: float32 [batch, labels], sigmoid of the logits, labels in the order of r2l.labels",
     }
     return {PREFIX + key: value for key, value in values.items()}
 
@@ -123,58 +115,6 @@ def _export_onnx(model: torch.nn.Module, recipe: ImageModelSpec, target: Path, m
     onnx.helper.set_model_props(proto, metadata)
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(target))
-
-
-def _latency_ms(session, image: np.ndarray, repeats: int = 10) -> float:
-    name = session.get_inputs()[0].name
-    session.run(None, {name: image})
-    start = time.perf_counter()
-    for _ in range(repeats):
-        session.run(None, {name: image})
-    return (time.perf_counter() - start) / repeats * 1000
-
-
-def _quantize(
-    float_path: Path, target: Path, calibration: np.ndarray, check: np.ndarray, thresholds: list[float]
-) -> Quantized:
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = iter([{"image": calibration[i : i + 1]} for i in range(len(calibration))])
-
-        def get_next(self):
-            return next(self.batches, None)
-
-    logging.disable(logging.WARNING)  # the quantiser warns once per normalisation weight
-    try:
-        with scratch_dir(target.parent), atomic_path(target) as out:  # out: the prepared model, then int8
-            quant_pre_process(str(float_path), str(out))
-            quantize_static(
-                onnx.load(str(out)),
-                str(out),
-                Reader(),
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-            )
-    finally:
-        logging.disable(logging.NOTSET)
-    float_session, int8_session = session_for(float_path), session_for(target)
-    expected = float_session.run(None, {"image": check})[0]
-    got = int8_session.run(None, {"image": check})[0]
-    limits = np.asarray(thresholds, dtype=np.float32)
-    agreement = float(((got >= limits) == (expected >= limits)).all(axis=1).mean())
-    return Quantized(
-        target,
-        agreement,
-        float(np.abs(got - expected).max()),
-        _latency_ms(float_session, check[:1]),
-        _latency_ms(int8_session, check[:1]),
-    )
 
 
 def export(
@@ -217,7 +157,7 @@ def export(
     quantized = None
     if quantize:
         train = load_split(Path(run["dataset"]), "train", recipe, columns, show_progress=False)
-        quantized = _quantize(
+        quantized = quantize_int8(
             output,
             output.with_suffix(".int8.onnx"),
             model_input(train.images[:32], recipe.in_chans),

@@ -95,6 +95,32 @@ def test_onnx_latency_prints_eager_and_onnxruntime_side_by_side():
         timeout=300,
     )
     assert run.returncode == 0, run.stderr
-    assert "eager/onnxruntime" in run.stdout
-    [row] = [line.split() for line in run.stdout.splitlines() if line.split()[:1] == ["1"]]
-    assert len(row) == 4 and row[-1].endswith("x")
+    rows = {" ".join(line.split()[:2]): line.split()[2:] for line in run.stdout.splitlines() if line.strip()}
+    for contender in ("pytorch eager", "onnxruntime float", "int8 best", "int8 study"):
+        assert rows[contender][1].endswith("x"), run.stdout
+    assert rows["int8 best"][2].endswith("%"), "decision agreement with the float model"
+
+
+def test_rules_speed_prints_ankle_and_chest_rates():
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "rules_speed.py"), "--n", "40"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "compiling both rule sets:" in run.stdout
+    assert "ankle, 40 reports: label()" in run.stdout and "without its sentence cache" in run.stdout
+    assert "chest (13 findings), 40 reports: engine" in run.stdout
+
+
+def test_rules_quality_without_the_shared_file_says_so_and_exits_0(tmp_path):
+    missing = tmp_path / "absent.csv"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "rules_quality.py"), "--data", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert f"{missing} not found" in run.stdout and "nothing measured" in run.stdout

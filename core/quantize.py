@@ -1,0 +1,246 @@
+"""Static int8 quantisation of an exported model, and the ONNX Runtime session settings that serve it.
+
+:func:`quantize` writes the int8 model atomically beside ``target`` (ONNX Runtime's scratch files go
+to a scratch folder there too), then measures its decision agreement with the float model on
+``check`` images and the latency of both at batch 1. :class:`Settings` names every choice, so the
+benchmark (``bench/onnx_latency.py``) can compare them; :data:`BEST` is the measured winner and
+:data:`STUDY` the settings used before it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_path, scratch_dir
+
+TYPES = {"u8": "QUInt8", "s8": "QInt8"}
+CALIBRATIONS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One way to quantise: every choice that changes speed or agreement."""
+
+    format: str = "qdq"  # "qdq" or "qoperator"
+    per_channel: bool = True
+    reduce_range: bool = False
+    activations: str = "u8"  # "u8" or "s8"
+    weights: str = "s8"  # "u8" or "s8"
+    calibration: str = "minmax"  # "minmax", "entropy" or "percentile"
+    op_types: tuple[str, ...] | None = None  # None: every op type the quantiser knows
+    keep_float: tuple[str, ...] = ()  # "first_conv", "last_gemm": leave that node in float
+    prepare: bool = True  # quant_pre_process (shape inference, ORT's fusions) first
+    norm_as_conv: bool = False  # a BatchNormalization that no Conv absorbed becomes a depthwise 1x1 Conv
+    extra: tuple[tuple[str, object], ...] = ()  # quantize_static extra_options
+
+    def describe(self) -> str:
+        parts = [
+            self.format,
+            "per-channel" if self.per_channel else "per-tensor",
+            f"{self.activations.upper()}/{self.weights.upper()}",
+            self.calibration,
+        ]
+        if self.reduce_range:
+            parts.append("reduce_range")
+        if self.op_types is not None:
+            parts.append("ops=" + "+".join(self.op_types))
+        parts += [f"float {name}" for name in self.keep_float]
+        if not self.prepare:
+            parts.append("no pre-process")
+        if self.norm_as_conv:
+            parts.append("batch norm as depthwise conv")
+        parts += [f"{key}={value}" for key, value in self.extra]
+        return ", ".join(parts)
+
+    def but(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+
+STUDY = Settings()  # what export.py's _quantize did before: QDQ, per-channel, U8/S8, MinMax
+# The winner (bench/onnx_latency.py): DenseNet's pre-activation norms as int8 depthwise convolutions,
+# 7-bit weights (without VNNI, AVX2's u8*s8 pair sums saturate 16 bits), percentile calibration.
+BEST = STUDY.but(norm_as_conv=True, reduce_range=True, calibration="percentile")
+VARIANTS = {  # what bench/onnx_latency.py --settings can compare
+    "best": BEST,
+    "best-minmax": BEST.but(calibration="minmax"),
+    "best-full-range": BEST.but(reduce_range=False, calibration="minmax"),
+    "study": STUDY,
+    "reduce-range": STUDY.but(reduce_range=True),
+    "per-tensor": STUDY.but(per_channel=False),
+    "qoperator": STUDY.but(format="qoperator"),
+    "u8u8": STUDY.but(weights="u8"),
+    "s8s8": STUDY.but(activations="s8"),
+    "conv-only": STUDY.but(op_types=("Conv", "Gemm")),
+    "float-ends": BEST.but(keep_float=("first_conv", "last_gemm")),
+    "percentile": STUDY.but(calibration="percentile"),
+    "entropy": STUDY.but(calibration="entropy"),
+    "no-pre-process": STUDY.but(prepare=False),
+}
+
+
+@dataclass(frozen=True)
+class Quantized:
+    path: Path
+    agreement: float
+    max_abs_diff: float
+    float_ms: float
+    int8_ms: float
+
+
+def session_options(threads: int | None = None):
+    """ONNX Runtime session options for predicting with an exported (float or int8) model.
+
+    ``ORT_ENABLE_ALL`` matters for int8: only that level fuses the QDQ pairs into QLinearConv and
+    lays the int8 convolutions out channels-last (NhwcQLinearConv), which is where the speed is.
+    Sequential execution (the default) with ONNX Runtime's own thread count (the physical cores);
+    an optimised model saved with ``optimized_model_filepath`` at this level is specific to the
+    CPU it was written on (ONNX Runtime warns so), so none is saved.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if threads:
+        options.intra_op_num_threads = threads
+    return options
+
+
+def _node_names(model, keep_float: tuple[str, ...]) -> list[str]:
+    names = []
+    nodes = list(model.graph.node)
+    if "first_conv" in keep_float:
+        names += [next(n.name for n in nodes if n.op_type == "Conv")]
+    if "last_gemm" in keep_float:
+        names += [next(n.name for n in reversed(nodes) if n.op_type in ("Gemm", "MatMul"))]
+    return names
+
+
+def norm_as_depthwise_conv(model) -> int:
+    """Rewrite each inference BatchNormalization (a per-channel scale and shift) of ``model`` in place
+    as the equivalent depthwise 1x1 Conv; return how many.
+
+    DenseNet normalises the concatenated features before every layer, where no Conv can absorb the
+    norm. Left as it is, the int8 graph dequantises, normalises in float and quantises again in
+    every layer (and ONNX Runtime cannot keep its int8 convolutions channels-last across it); as a
+    Conv it becomes one more int8 convolution (QLinearConv) and the graph stays int8 throughout.
+    """
+    from onnx import helper, numpy_helper
+
+    constants = {t.name: t for t in model.graph.initializer}
+    nodes, count = [], 0
+    for node in model.graph.node:
+        names = list(node.input)
+        if node.op_type != "BatchNormalization" or len(node.output) != 1 or not all(n in constants for n in names[1:]):
+            nodes.append(node)
+            continue
+        gamma, beta, mean, var = (numpy_helper.to_array(constants[n]).astype(np.float64) for n in names[1:5])
+        eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+        scale = gamma / np.sqrt(var + eps)
+        weight = numpy_helper.from_array(scale.astype(np.float32).reshape(-1, 1, 1, 1), node.output[0] + "_dw_weight")
+        bias = numpy_helper.from_array((beta - mean * scale).astype(np.float32), node.output[0] + "_dw_bias")
+        model.graph.initializer.extend([weight, bias])
+        nodes.append(
+            helper.make_node(
+                "Conv",
+                [names[0], weight.name, bias.name],
+                list(node.output),
+                name=(node.name or node.output[0]) + "_dw",
+                group=len(scale),
+                kernel_shape=[1, 1],
+            )
+        )
+        count += 1
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return count
+
+
+def write_int8(float_path: Path, target: Path, calibration: np.ndarray, settings: Settings = BEST) -> Path:
+    """Quantise ``float_path`` into ``target`` (atomically), calibrated on ``calibration`` images."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{"image": calibration[i : i + 1]} for i in range(len(calibration))])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    float_path, target = Path(float_path), Path(target)
+    logging.disable(logging.WARNING)  # the quantiser warns once per normalisation weight
+    try:
+        with scratch_dir(target.parent), atomic_path(target) as out:  # out: the prepared model, then int8
+            if settings.prepare:
+                quant_pre_process(str(float_path), str(out))
+                model = onnx.load(str(out))
+            else:
+                model = onnx.load(str(float_path))
+            if settings.norm_as_conv:
+                norm_as_depthwise_conv(model)
+            quantize_static(
+                model,
+                str(out),
+                Reader(),
+                quant_format=QuantFormat.QDQ if settings.format == "qdq" else QuantFormat.QOperator,
+                op_types_to_quantize=list(settings.op_types) if settings.op_types is not None else None,
+                per_channel=settings.per_channel,
+                reduce_range=settings.reduce_range,
+                activation_type=getattr(QuantType, TYPES[settings.activations]),
+                weight_type=getattr(QuantType, TYPES[settings.weights]),
+                nodes_to_exclude=_node_names(model, settings.keep_float),
+                calibrate_method=getattr(CalibrationMethod, CALIBRATIONS[settings.calibration]),
+                extra_options=dict(settings.extra),
+            )
+    finally:
+        logging.disable(logging.NOTSET)
+    return target
+
+
+def latency_ms(session, image: np.ndarray, repeats: int = 10) -> float:
+    name = session.get_inputs()[0].name
+    session.run(None, {name: image})
+    start = time.perf_counter()
+    for _ in range(repeats):
+        session.run(None, {name: image})
+    return (time.perf_counter() - start) / repeats * 1000
+
+
+def quantize(
+    float_path: Path,
+    target: Path,
+    calibration: np.ndarray,
+    check: np.ndarray,
+    thresholds: list[float],
+    settings: Settings = BEST,
+) -> Quantized:
+    """Write the int8 model and measure it against the float one on ``check`` images."""
+    import onnxruntime as ort
+
+    write_int8(float_path, target, calibration, settings)
+    sessions = [
+        ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+        for path in (float_path, target)
+    ]
+    expected, got = (s.run(None, {"image": check})[0] for s in sessions)
+    limits = np.asarray(thresholds, dtype=np.float32)
+    return Quantized(
+        Path(target),
+        float(((got >= limits) == (expected >= limits)).all(axis=1).mean()),
+        float(np.abs(got - expected).max()),
+        latency_ms(sessions[0], check[:1]),
+        latency_ms(sessions[1], check[:1]),
+    )
