@@ -62,7 +62,10 @@ class LlamaCppLabeler(Labeler):
     class Options(Labeler.Options):
         model: str = Field(description="Path of a GGUF file.")
         n_ctx: int | None = Field(None, ge=64, description="Context size; default: sized from the reports.")
-        n_threads: int | None = Field(None, ge=1)
+        n_threads: int | None = Field(None, ge=1, description="Threads for generation (default: llama.cpp's).")
+        n_threads_batch: int | None = Field(
+            None, ge=1, description="Threads for prompt evaluation (default: n_threads, else llama.cpp's)."
+        )
         n_gpu_layers: int = Field(0, description="Layers on the GPU (-1: all).")
         max_tokens: int | None = Field(None, ge=1, description="Answer budget; default: the task's longest answer.")
         seed: int = 0
@@ -149,6 +152,7 @@ class LlamaCppLabeler(Labeler):
                 model_path=self.options.model,
                 n_ctx=self.n_ctx,
                 n_threads=self.options.n_threads,
+                n_threads_batch=self.options.n_threads_batch or self.options.n_threads,
                 n_gpu_layers=self.options.n_gpu_layers,
                 seed=self.options.seed,
                 verbose=False,
