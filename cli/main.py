@@ -15,11 +15,15 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from report2label.cli.compare import compare
+from report2label.cli.new_plugin import new_plugin
+from report2label.cli.options import gold_format_option, uncertain_metrics_option
 from report2label.core import registry
 from report2label.core.errors import EXIT_ERROR, EXIT_PARTIAL, R2LError
 from report2label.core.labelling import label as run_label
 from report2label.core.labelling.agreement import eval_labels as run_eval_labels
 from report2label.core.plugins import plugin_infos
+from report2label.core.task import UNCERTAIN_POLICIES
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -95,7 +99,8 @@ def cli(verbose: int) -> None:
 @click.option("--backend", default="rules", show_default=True, help="Labelling backend (see `r2l tasks`).")
 @click.option("--model", help="Model for the backend (a GGUF path, a model name).")
 @click.option("-O", "--option", "options", multiple=True, metavar="KEY=VALUE", help="Backend option, repeatable.")
-@click.option("--prompt", help="Prompt variant (default: the task's first).")
+@click.option("--prompt", help="Prompt variant, built in or from --prompt-file (default: the task's first).")
+@click.option("--prompt-file", type=click.Path(path_type=Path), help="TOML file of further prompt variants.")
 @click.option("--id-col", default="report_id", show_default=True)
 @click.option("--text-col", default="text", show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), help="Reports per backend call (default: the backend's).")
@@ -125,6 +130,7 @@ def label(
     model,
     options,
     prompt,
+    prompt_file,
     id_col,
     text_col,
     batch_size,
@@ -152,6 +158,7 @@ def label(
         backend=backend,
         options=opts,
         prompt=prompt,
+        prompt_file=prompt_file,
         id_col=id_col,
         text_col=text_col,
         batch_size=batch_size,
@@ -184,23 +191,90 @@ def label(
 @click.argument("labels", type=click.Path(path_type=Path))
 @click.argument("gold", type=click.Path(path_type=Path))
 @click.option("--id-col", default="report_id", show_default=True, help="Report id column of GOLD.")
-@click.option("--gold-col", help="Gold column of GOLD (default: gold_<label>, <label>_gold or <label>).")
+@click.option(
+    "--gold-col",
+    help="Gold column of a one-label task (default: gold_<label>, <label>_gold or <label>, "
+    "case, spaces and hyphens aside).",
+)
 @click.option("--text-col", default="text", show_default=True, help="Report text in GOLD, copied to disagreements.")
+@uncertain_metrics_option
+@gold_format_option
 @click.option("-o", "--outdir", type=click.Path(path_type=Path), help="Where to write (default: beside LABELS).")
-def eval_labels(labels, gold, id_col, gold_col, text_col, outdir) -> None:
+def eval_labels(labels, gold, id_col, gold_col, text_col, uncertain, gold_format, outdir) -> None:
     """Compare LABELS (from `r2l label`) with gold labels in GOLD, with 95% confidence intervals."""
-    report = run_eval_labels(labels, gold, id_col=id_col, gold_col=gold_col, text_col=text_col, outdir=outdir)
-    for result in report.labels:
+    report = run_eval_labels(
+        labels,
+        gold,
+        id_col=id_col,
+        gold_col=gold_col,
+        text_col=text_col,
+        outdir=outdir,
+        uncertain=uncertain,
+        gold_format=gold_format,
+    )
+
+    def cell(est) -> str:
+        if est.value != est.value:  # NaN: undefined (no positives)
+            return "–"
+        return f"{est.value:.3f}\n{est.low:.3f}–{est.high:.3f}"
+
+    if len(report.labels) == 1 and report.labels[0].states is None:
+        result = report.labels[0]
         table = Table("metric", "value", "95% CI", title=f"{report.task}: {result.label} vs {result.gold_column}")
         for name, est in result.metrics.items():
             table.add_row(name, f"{est.value:.3f}", f"{est.low:.3f} – {est.high:.3f}")
         console.print(table)
         c = result.confusion
         console.print(f"confusion (gold × label): TN={c.tn} FP={c.fp} FN={c.fn} TP={c.tp}")
+    else:
+        names = ("ppv", "sensitivity", "specificity", "f1", "accuracy", "kappa")
+        table = Table(
+            "label",
+            "n",
+            "TP/FP/FN/TN",
+            "precision",
+            "recall",
+            "specificity",
+            "F1",
+            "accuracy",
+            "kappa",
+            title=f"{report.task}: labels vs gold, 0/1 (uncertain → {report.uncertain}); value and 95% CI",
+        )
+        for result in report.labels:
+            c = result.confusion
+            counts = f"{c.tp}/{c.fp}/{c.fn}/{c.tn}"
+            table.add_row(result.label, str(c.n), counts, *(cell(result.metrics[name]) for name in names))
+        console.print(table)
+        averages = Table("average", "precision", "recall", "F1", title="over labels; 95% CI: bootstrap over reports")
+        for kind, values in report.averages.items():
+            averages.add_row(kind, *(cell(values[name]) for name in ("precision", "recall", "f1")))
+        console.print(averages)
+        with_states = [r for r in report.labels if r.states is not None]
+        if with_states:
+            short = {"positive": "pos", "negative": "neg", "uncertain": "unc", "not_mentioned": "n/m"}
+            states = Table("label", "n", "agreement", "kappa", "mismatches (gold→label)", title="four states")
+            for result in with_states:
+                mismatches = ", ".join(f"{short[g]}→{short[p]} {n}" for g, p, n in result.states.mismatches())
+                metrics = result.state_metrics
+                states.add_row(
+                    result.label, str(result.states.n), cell(metrics["accuracy"]), cell(metrics["kappa"]), mismatches
+                )
+            console.print(states)
+        renamed = [f"{r.label} ← {r.gold_column}" for r in report.labels if r.gold_column != r.label]
+        if renamed:
+            console.print("gold columns: " + ", ".join(renamed))
+        dropped = [f"{r.label} {r.dropped}" for r in report.labels if r.dropped]
+        if dropped:
+            console.print("left out as uncertain (--uncertain ignore): " + ", ".join(dropped))
+    if report.skipped:
+        console.print(f"skipped, no gold column: {', '.join(report.skipped)}")
     console.print(
         f"compared {report.compared} reports; {report.failed} failed and {report.missing} unlabelled excluded"
     )
     console.print(f"disagreements: {report.disagreements}\nmetrics: {report.summary}")
+
+
+cli.add_command(compare)  # here: after eval-labels in the flow order of `r2l --help`
 
 
 @cli.command(short_help="Join labels to images; split them by patient.")
@@ -214,7 +288,17 @@ def eval_labels(labels, gold, id_col, gold_col, text_col, outdir) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--skip-missing", is_flag=True, help="Drop images whose file does not exist (counted).")
 @click.option("--force", is_flag=True, help="Overwrite a data set in OUTDIR.")
-def dataset(task, labels, images, outdir, val_fraction, test_fraction, balance, seed, skip_missing, force) -> None:
+@click.option(
+    "--uncertain",
+    type=click.Choice(UNCERTAIN_POLICIES),
+    default="ones",
+    show_default=True,
+    help="An uncertain finding's training target: 1 (ones, CheXpert's U-Ones), 0 (zeros), "
+    "or none (ignore: masked in loss and metrics).",
+)
+def dataset(
+    task, labels, images, outdir, val_fraction, test_fraction, balance, seed, skip_missing, force, uncertain
+) -> None:
     """Join labels to images and split by patient into train/val/test CSVs (the study's format)."""
     from report2label.core.data.dataset import build_dataset
 
@@ -229,11 +313,11 @@ def dataset(task, labels, images, outdir, val_fraction, test_fraction, balance, 
         seed=seed,
         skip_missing=skip_missing,
         force=force,
+        uncertain=uncertain,
     )
-    table = Table("split", *next(iter(summary.counts.values())).keys())
-    for split, counts in summary.counts.items():
-        table.add_row(split, *map(str, counts.values()))
-    console.print(table)
+    console.print(_counts_table(summary.counts))
+    for warning in summary.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
     console.print("dropped: " + ", ".join(f"{k}={v}" for k, v in summary.dropped.items()))
     console.print(f"data set: {summary.directory}")
 
@@ -299,7 +383,9 @@ def evaluate(rundir, split, bootstrap) -> None:
     from report2label.core.evaluate import evaluate as run_evaluate
 
     result = run_evaluate(rundir, split, n_boot=bootstrap)
-    for label_result in result.labels:
+    if len(result.labels) > 1:
+        _print_label_table(result)
+    for label_result in result.labels if len(result.labels) == 1 else ():
         table = Table(
             "metric",
             "value",
@@ -311,9 +397,43 @@ def evaluate(rundir, split, bootstrap) -> None:
         console.print(table)
         c = label_result.confusion
         console.print(f"confusion: TN={c.tn} FP={c.fp} FN={c.fn} TP={c.tp}")
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
     if result.skipped:
         console.print(f"[yellow]{result.skipped} unreadable images skipped[/]")
     console.print(f"metrics: {result.metrics_path}\nROC curve: {result.roc_path}")
+
+
+def _counts_table(counts: dict[str, dict[str, int]]) -> Table:
+    """Images and patients per split, then per label column its classes (one row per label if several)."""
+    columns = sorted({key.partition("=")[0] for split in counts.values() for key in split} - {"images", "patients"})
+    if len(columns) <= 1:
+        table = Table("split", *next(iter(counts.values())).keys())
+        for split, values in counts.items():
+            table.add_row(split, *map(str, values.values()))
+        return table
+    table = Table("label", *(f"{split} 0/1/masked" for split in counts), title="images per class and split")
+    table.add_row("(images, patients)", *(f"{v['images']}, {v['patients']}" for v in counts.values()))
+    for column in columns:
+        classes = [[v.get(f"{column}={c}", 0) for c in ("0", "1", "masked")] for v in counts.values()]
+        table.add_row(column, *("/".join(map(str, cell)) for cell in classes))
+    return table
+
+
+def _print_label_table(result) -> None:
+    """One row per label with the main metrics and intervals, then macro and micro AUC."""
+    names = ("auc", "sensitivity", "specificity", "f1", "mcc")
+    table = Table("label", "n (masked)", "threshold", *names, title=f"{result.split} ({result.images} images)")
+    for r in result.labels:
+        cells = []
+        for name in names:
+            est = r.metrics.get(name)
+            defined = est is not None and est.value == est.value
+            cells.append(f"{est.value:.3f} ({est.low:.2f}–{est.high:.2f})" if defined else "–")
+        table.add_row(r.label, f"{r.n} ({r.masked})", f"{r.threshold:.3f}", *cells)
+    console.print(table)
+    for name, est in result.summary.items():
+        console.print(f"{name}: {est.value:.3f} (95% CI {est.low:.3f} – {est.high:.3f})")
 
 
 @cli.command(short_help="Export to ONNX behind a parity gate, with a model card.")
@@ -445,3 +565,6 @@ def tasks(name: str | None, as_json: bool) -> None:
     console.print(table)
     labelers = registry.labelers()
     console.print("labelling backends: " + ", ".join(sorted(labelers)))
+
+
+cli.add_command(new_plugin)  # last: writing a plugin comes after using the installed ones

@@ -236,6 +236,7 @@ def test_help_lists_the_flow_in_order(r2l):
     assert commands == [
         "label",
         "eval-labels",
+        "compare",
         "dataset",
         "train",
         "evaluate",
@@ -245,6 +246,7 @@ def test_help_lists_the_flow_in_order(r2l):
         "example",
         "plugins",
         "tasks",
+        "new-plugin",
     ]
     assert "..." not in out.split("Commands:")[1], out
 
