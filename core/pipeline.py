@@ -307,8 +307,10 @@ def run_pipeline(
     else:
         evaluate(rundir, show_progress=show_progress)
         summary.steps["evaluate"] = "evaluated"
-    metrics = json.loads(run.metrics.read_text())["labels"]
-    summary.test_auc = {name: values["metrics"]["auc"]["value"] for name, values in metrics.items()}
+    report = json.loads(run.metrics.read_text())
+    summary.test_auc = {name: values["metrics"]["auc"]["value"] for name, values in report["labels"].items()}
+    if "macro_auc" in report:
+        summary.test_auc["macro"] = report["macro_auc"]["value"]
 
     announce("[5/5] export")
     from .export import export

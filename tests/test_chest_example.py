@@ -180,7 +180,7 @@ def test_example_runs_end_to_end_to_a_14_output_model(tmp_path, r2l):
     )
     result = r2l("run", folder / "pipeline.toml", "--no-progress")
     assert result.exit_code == 0, result.output
-    assert "ONNX model:" in result.output and "test ROC-AUC" in result.output
+    assert "ONNX model:" in result.output and "test ROC-AUC" in result.output and ", macro " in result.output
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])

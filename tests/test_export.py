@@ -58,7 +58,7 @@ def test_model_card(exported):
         "| train |",
         "| fracture | auc |",
         "Parity with PyTorch",
-        "static int8 (qdq, per-channel, U8/S8, percentile, reduce_range, batch norm as depthwise conv)",
+        "static int8 (qdq, per-channel, U8/S8, minmax, reduce_range, batch norm as depthwise conv)",
         "![ROC curve](ankle.roc.png)",
         "## Intended use",
         "Split by patient",

@@ -199,6 +199,6 @@ def test_a_pipeline_names_a_prompt_file_relative_to_itself(prompt_file, tmp_path
     toml.write_text(body + 'prompt = "de-longer"\nprompt_file = "../prompts.toml"\n')
     with pytest.raises(R2LError, match=r"pipeline.toml: label.prompt: .*'de-longer'.*de-short"):
         load_pipeline(toml)
-    (tmp_path / "prompts.toml").write_text(VALID.replace('language = "de"', 'language = 1', 1))
+    (tmp_path / "prompts.toml").write_text(VALID.replace('language = "de"', "language = 1", 1))
     with pytest.raises(R2LError, match=r"pipeline.toml: label.prompt_file: .*prompts.toml: variant 'de-short'"):
         load_pipeline(toml)
