@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from report2label.cli.options import gold_format_option, uncertain_metrics_option
+from report2label.cli.options import console, gold_format_option, parse_options, uncertain_metrics_option
 from report2label.core.errors import EXIT_PARTIAL
 from report2label.core.labelling.compare import RANK_BY, CompareReport
 from report2label.core.labelling.compare import compare as run_compare
 from report2label.core.metrics import Estimate
-
-console = Console(width=None if sys.stdout.isatty() else 160)
-
-
-def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="-O/--option")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
 
 
 def _cell(est: Estimate | None) -> str:
@@ -211,7 +192,7 @@ def compare(
     backends only for what is not stored). Writes OUTDIR/compare.json, compare.csv and each
     combination's disagreements.csv. REPORTS and GOLD may be the same table.
     """
-    shared = _options(options)
+    shared = parse_options(options)
     if model:
         shared["model"] = model
     report = run_compare(

@@ -6,27 +6,22 @@ import json
 import logging
 import os
 import re
-import sys
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from report2label.cli.compare import compare
 from report2label.cli.new_plugin import new_plugin
-from report2label.cli.options import gold_format_option, uncertain_metrics_option
+from report2label.cli.options import console, gold_format_option, parse_options, uncertain_metrics_option
 from report2label.core import registry
 from report2label.core.errors import EXIT_ERROR, EXIT_PARTIAL, R2LError
 from report2label.core.labelling import label as run_label
 from report2label.core.labelling.agreement import eval_labels as run_eval_labels
 from report2label.core.plugins import plugin_infos
 from report2label.core.task import UNCERTAIN_POLICIES
-
-console = Console(width=None if sys.stdout.isatty() else 160)
-
 
 #: Modules only an optional extra installs, and that extra.
 EXTRAS = dict.fromkeys(("torch", "torchvision", "timm", "onnx", "onnxscript", "matplotlib", "sklearn"), "train")
@@ -59,19 +54,6 @@ class Group(click.Group):
                 f"install it with: pip install 'report2label[{extra}]'",
                 EXIT_ERROR,
             ) from None
-
-
-def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="-O/--option")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
 
 
 def _parse_shard(value: str | None) -> tuple[int, int] | None:
@@ -146,7 +128,7 @@ def label(
     Results are stored in OUTDIR/labels.sqlite as they arrive; a rerun resumes and asks the
     backend only for reports without a stored label (failed ones are tried again).
     """
-    opts = _parse_options(options)
+    opts = parse_options(options)
     if model:
         opts["model"] = model
     if allow_remote:

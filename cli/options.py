@@ -1,9 +1,31 @@
-"""Options shared by the commands that compare labels with gold labels (eval-labels, compare)."""
+"""What the commands share: the console, ``-O KEY=VALUE`` parsing and the gold-comparison options."""
+
+import json
+import sys
+from typing import Any
 
 import click
+from rich.console import Console
 
 from report2label.core.labelling.gold import GOLD_FORMATS
 from report2label.core.task import UNCERTAIN_POLICIES
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``-O KEY=VALUE`` pairs as a dict; a value is JSON where it parses, else the text."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="-O/--option")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
 
 gold_format_option = click.option(
     "--gold-format",
