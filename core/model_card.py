@@ -39,10 +39,12 @@ def _label_source(dataset: dict) -> list[str]:
         )
     agreement = LabelFolder(labels_path.parent).evaluation
     if agreement.is_file():
-        for item in json.loads(agreement.read_text())["per_label"]:
+        items = json.loads(agreement.read_text())["per_label"]
+        for item in items:
             acc = item["metrics"]["accuracy"]
+            which = f" of `{item['label']}`" if len(items) > 1 else ""
             lines.append(
-                f"- Label accuracy against {item['n']} gold-labelled reports: {acc['value']:.3f} "
+                f"- Label accuracy{which} against {item['n']} gold-labelled reports: {acc['value']:.3f} "
                 f"(95% CI {acc['low']:.3f}–{acc['high']:.3f})."
             )
     else:
@@ -74,6 +76,9 @@ def _warning_lines(warnings: list[str]) -> list[str]:
 
 
 def _fmt(est: dict) -> str:
+    """A value with its interval; "–" where it is undefined (NaN: no positive decision, one class)."""
+    if est["value"] != est["value"]:
+        return "–"
     return f"{est['value']:.3f} ({est['low']:.3f}–{est['high']:.3f})"
 
 

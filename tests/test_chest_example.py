@@ -185,6 +185,8 @@ def test_example_runs_end_to_end_to_a_14_output_model(tmp_path, r2l):
 
     session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     assert session.get_outputs()[0].shape[-1] == len(TASK.labels) == 14
+    card = (folder / "MODEL.md").read_text()
+    assert "Label accuracy of `pleural_effusion` against" in card and "U-Ones" in card
     result = r2l("predict", folder / "model.onnx", folder / "images", "-o", folder / "predictions.csv")
     assert result.exit_code == 0, result.output
     table = pd.read_csv(folder / "predictions.csv")
