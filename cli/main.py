@@ -388,7 +388,8 @@ def evaluate(rundir, split, bootstrap) -> None:
 
 def _counts_table(counts: dict[str, dict[str, int]]) -> Table:
     """Images and patients per split, then per label column its classes (one row per label if several)."""
-    columns = sorted({key.partition("=")[0] for split in counts.values() for key in split} - {"images", "patients"})
+    keys = (key.partition("=")[0] for split in counts.values() for key in split)
+    columns = [key for key in dict.fromkeys(keys) if key not in ("images", "patients")]
     if len(columns) <= 1:
         table = Table("split", *next(iter(counts.values())).keys())
         for split, values in counts.items():
