@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -168,10 +169,11 @@ def test_pipeline_file_is_valid(demo):
     assert pipeline.dataset.uncertain == "ones" and pipeline.train.image_size == 64
 
 
-def test_example_runs_end_to_end_to_a_14_output_model(tmp_path, r2l):
+def test_example_runs_end_to_end_to_a_14_output_model(tmp_path, r2l, monkeypatch):
     """r2l example → r2l run (32 px, 1 epoch) → an ONNX model with 14 outputs → r2l predict (a done-when point)."""
     pytest.importorskip("torch")
-    folder = tmp_path / "study"
+    monkeypatch.chdir(tmp_path)
+    folder = Path("study")  # relative, as a user types it
     assert r2l("example", "chest-xray", folder, "--n-reports", "60", "--image-size", "64").exit_code == 0
     toml = (folder / "pipeline.toml").read_text()
     assert "image_size = 64" in toml and "epochs = 10" in toml and 'uncertain = "ones"' in toml
@@ -181,6 +183,10 @@ def test_example_runs_end_to_end_to_a_14_output_model(tmp_path, r2l):
     result = r2l("run", folder / "pipeline.toml", "--no-progress")
     assert result.exit_code == 0, result.output
     assert "ONNX model:" in result.output and "test ROC-AUC" in result.output and ", macro " in result.output
+    monkeypatch.chdir(folder)
+    result = r2l("evaluate", "run", "--bootstrap", "100")  # the run finds its data set from another folder
+    assert result.exit_code == 0 and "macro_auc" in result.output, result.output
+    monkeypatch.chdir(tmp_path)
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])

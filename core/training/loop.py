@@ -311,7 +311,7 @@ def train(
         "task": spec.name,
         "task_version": spec.version,
         "label_columns": columns,
-        "dataset": str(dataset_dir),
+        "dataset": str(Path(dataset_dir).resolve()),  # evaluate and export read it from any folder
         "dataset_sha256": file_sha256(dataset.info),
         "trainer": backend.name,
         "world_size": world,
