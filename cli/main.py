@@ -104,6 +104,10 @@ def cli(verbose: int) -> None:
 @click.option("--allow-remote", is_flag=True, help="Allow a server outside loopback and private networks.")
 @click.option("--shard", metavar="K/N", help="Label only the K-th of N shares (N processes, one store).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--plan", "show_plan", is_flag=True, help="Show the requests and their size; store and send nothing.")
+@click.option(
+    "--probe", type=click.IntRange(0), default=0, help="With --plan: time N real backend requests (not stored)."
+)
 def label(
     task,
     reports,
@@ -122,6 +126,8 @@ def label(
     allow_remote,
     shard,
     no_progress,
+    show_plan,
+    probe,
 ) -> None:
     """Label every report of REPORTS (CSV, TSV, Parquet or JSONL) for TASK into OUTDIR/labels.csv.
 
@@ -133,6 +139,29 @@ def label(
         opts["model"] = model
     if allow_remote:
         opts["allow_remote"] = True
+    if probe and not show_plan:
+        raise click.UsageError("--probe needs --plan")
+    if show_plan:
+        from report2label.core.labelling.plan import plan
+
+        _print_plan(
+            plan(
+                task,
+                reports,
+                outdir,
+                backend=backend,
+                options=opts,
+                prompt=prompt,
+                prompt_file=prompt_file,
+                id_col=id_col,
+                text_col=text_col,
+                max_attempts=max_attempts,
+                max_chars=max_chars,
+                shard=_parse_shard(shard),
+                probe=probe,
+            )
+        )
+        return
     summary = run_label(
         task,
         reports,
@@ -167,6 +196,39 @@ def label(
     if summary.failed:
         console.print("rerun the same command to try the failed reports again")
         click.get_current_context().exit(EXIT_PARTIAL)
+
+
+def _print_plan(p) -> None:
+    """Print a :class:`~report2label.core.labelling.plan.Plan`; report texts are printed without markup."""
+    console.print(f"[bold]plan[/] (nothing stored): task {p.task}, backend {p.backend}, model {p.model!r}")
+    console.print(
+        f"{p.total} reports: {p.stored} already stored, {p.prechecked_failures} failing before any request "
+        f"(empty or too long), {p.requests} to ask"
+    )
+    if p.first_report_id is not None and p.messages:
+        console.print(f"messages for the first pending report ({p.first_report_id}):")
+        for message in p.messages:
+            console.print(f"--- {message['role']}", style="bold", markup=False, highlight=False)
+            console.print(message["content"], markup=False, highlight=False, soft_wrap=True)
+    if p.tokens:
+        kind = "exact, the model's tokenizer" if p.tokens_exact else "estimate, bytes/4"
+        console.print(
+            f"prompt tokens per request ({kind}): first {p.tokens[0]}, min {min(p.tokens)}, "
+            f"mean {sum(p.tokens) / len(p.tokens):.0f}, max {max(p.tokens)}, total {sum(p.tokens)}"
+        )
+    console.print(
+        f"requests: {p.requests}; at most {p.max_requests} attempts ({p.requests} × max_attempts {p.max_attempts})"
+    )
+    budget = p.max_tokens if p.max_tokens is not None else "not set by this backend"
+    console.print(f"answer budget (max_tokens): {budget}")
+    if p.remote_host:
+        console.print(f"[red]{p.remote_chars} report characters would leave this machine[/] (to {p.remote_host})")
+    if p.probe:
+        q = p.probe
+        console.print(
+            f"probe: {q.requests} real requests (not stored) in {q.seconds:.2f} s after {q.setup_seconds:.2f} s setup, "
+            f"{q.valid} valid answers; estimated total: {q.estimated_seconds:.0f} s for {p.requests} requests"
+        )
 
 
 @cli.command("eval-labels", short_help="Measure labels against gold labels, with 95% CIs.")

@@ -25,6 +25,20 @@ def is_private_host(host: str) -> bool:
     return bool(addresses) and all(a.is_loopback or a.is_private or a.is_link_local for a in addresses)
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` is this machine: a text sent there does not leave it."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None)
+        except OSError:
+            return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+
+
 def check_endpoint(url: str, allow_remote: bool) -> str:
     """Refuse (ValueError) a URL outside loopback/private networks unless ``allow_remote``; return its host."""
     parsed = urlparse(url)

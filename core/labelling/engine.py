@@ -202,6 +202,53 @@ def _label_pending(
     return asked, calls
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What a labelling run works on, checked before anything is created."""
+
+    spec: TaskSpec
+    cls: type[Labeler]
+    options: Labeler.Options
+    variant: PromptVariant
+    table: pd.DataFrame
+    folder: LabelFolder
+
+
+def _checked_run(
+    task: str | TaskSpec,
+    reports: str | Path,
+    outdir: str | Path,
+    backend: str,
+    options: dict[str, Any] | None,
+    prompt: str | None,
+    prompt_file: str | Path | None,
+    id_col: str,
+    text_col: str,
+    max_attempts: int,
+    shard: tuple[int, int] | None,
+) -> _Run:
+    """Check everything that can be checked before any work (shared by :func:`label` and the plan)."""
+    if max_attempts < 1:
+        raise R2LError("max_attempts must be at least 1")
+    if shard is not None and not 1 <= shard[0] <= shard[1]:
+        raise R2LError(f"shard {shard[0]}/{shard[1]}: expected K/N with 1 <= K <= N")
+    spec = with_prompt_file(registry.task(task) if isinstance(task, str) else task, prompt_file)
+    cls = registry.labeler(backend)
+    opts = build_options(cls, options or {})
+    variant = spec.prompt(prompt)
+    table = read_reports(reports, id_col, text_col)
+    if shard is not None:
+        table = table[table["report_id"].map(lambda i: _share(i, shard[1]) == shard[0] - 1)]
+    folder = LabelFolder(Path(outdir))
+    folder.check(spec.name)
+    return _Run(spec, cls, opts, variant, table, folder)
+
+
+def _run_key(spec: TaskSpec, variant: PromptVariant, labeler: Labeler) -> RunKey:
+    cls = type(labeler)
+    return RunKey(spec.name, spec.version, variant.hash if cls.uses_prompt else "", cls.name, labeler.model_id)
+
+
 def label(
     task: str | TaskSpec,
     reports: str | Path,
@@ -229,23 +276,14 @@ def label(
     prompt variants of a TOML file (:mod:`report2label.core.prompt_file`) to the task's own;
     ``prompt`` picks among them all.
     """
-    if max_attempts < 1:
-        raise R2LError("max_attempts must be at least 1")
-    if shard is not None and not 1 <= shard[0] <= shard[1]:
-        raise R2LError(f"shard {shard[0]}/{shard[1]}: expected K/N with 1 <= K <= N")
-    spec = with_prompt_file(registry.task(task) if isinstance(task, str) else task, prompt_file)
-    cls = registry.labeler(backend)
-    opts = build_options(cls, options or {})
-    variant = spec.prompt(prompt)
-    table = read_reports(reports, id_col, text_col)
-    if shard is not None:
-        table = table[table["report_id"].map(lambda i: _share(i, shard[1]) == shard[0] - 1)]
-    folder = LabelFolder(Path(outdir))
-    folder.check(spec.name)
+    run = _checked_run(
+        task, reports, outdir, backend, options, prompt, prompt_file, id_col, text_col, max_attempts, shard
+    )
+    spec, cls, opts, variant, table, folder = run.spec, run.cls, run.options, run.variant, run.table, run.folder
     start = time.perf_counter()
     labeler = cls(spec, variant, opts)
     try:
-        key = RunKey(spec.name, spec.version, variant.hash if cls.uses_prompt else "", cls.name, labeler.model_id)
+        key = _run_key(spec, variant, labeler)
         created, new_store = folder.create(), not folder.store.exists()
         store = LabelStore(folder.store, spec.name)
         try:

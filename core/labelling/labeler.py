@@ -69,6 +69,10 @@ class Labeler(ABC):
     def prepare(self, reports: Sequence[str]) -> None:  # noqa: B027 (optional hook, no-op by default)
         """Called once with every pending report text before labelling (to size a context, say)."""
 
+    def count_tokens(self, messages: Sequence[dict[str, str]]) -> int | None:
+        """Prompt tokens of ``messages`` by the model's own tokenizer, or None where the backend cannot tell."""
+        return None
+
     @abstractmethod
     def label(self, requests: list[LabelRequest]) -> list[str | RowFailure]:
         """Return one raw answer text (or a :class:`RowFailure`) per request, in order."""

@@ -133,6 +133,9 @@ class LlamaCppLabeler(Labeler):
         prompt = self.render(fold_system(messages) if self.fold else list(messages))
         return self.vocab.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return len(self.tokens(messages))
+
     def prepare(self, reports: Sequence[str]) -> None:
         if not reports:
             return
