@@ -141,43 +141,24 @@ def label(
         opts["allow_remote"] = True
     if probe and not show_plan:
         raise click.UsageError("--probe needs --plan")
+    common = {
+        "backend": backend,
+        "options": opts,
+        "prompt": prompt,
+        "prompt_file": prompt_file,
+        "id_col": id_col,
+        "text_col": text_col,
+        "max_attempts": max_attempts,
+        "max_chars": max_chars,
+        "shard": _parse_shard(shard),
+    }
     if show_plan:
         from report2label.core.labelling.plan import plan
 
-        _print_plan(
-            plan(
-                task,
-                reports,
-                outdir,
-                backend=backend,
-                options=opts,
-                prompt=prompt,
-                prompt_file=prompt_file,
-                id_col=id_col,
-                text_col=text_col,
-                max_attempts=max_attempts,
-                max_chars=max_chars,
-                shard=_parse_shard(shard),
-                probe=probe,
-            )
-        )
+        _print_plan(plan(task, reports, outdir, probe=probe, **common))
         return
     summary = run_label(
-        task,
-        reports,
-        outdir,
-        backend=backend,
-        options=opts,
-        prompt=prompt,
-        prompt_file=prompt_file,
-        id_col=id_col,
-        text_col=text_col,
-        batch_size=batch_size,
-        max_attempts=max_attempts,
-        max_chars=max_chars,
-        parquet=parquet,
-        shard=_parse_shard(shard),
-        show_progress=not no_progress,
+        task, reports, outdir, batch_size=batch_size, parquet=parquet, show_progress=not no_progress, **common
     )
     counts = "; ".join(
         f"{name}: " + ", ".join(f"{k}={v}" for k, v in c.items()) for name, c in summary.label_counts.items() if c
