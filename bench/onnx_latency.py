@@ -17,11 +17,17 @@ on their pooled features (probabilities spread out instead of sitting at 0.5).
     python bench/onnx_latency.py                              # 640x640, as the study: best vs study
     python bench/onnx_latency.py --settings best study qoperator per-tensor --batches 1
     python bench/onnx_latency.py --size 224 --images 48
+    python bench/onnx_latency.py --run demo/run --batches 1   # + agreement on that run's test split
+
+``--run RUNDIR`` times that run's best checkpoint and adds each int8 setting's decision agreement
+with the float model on the run's whole test split, at the run's own image size and thresholds,
+calibrated on 32 training images — what ``r2l export --quantize`` measures and writes in the card.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -31,10 +37,12 @@ import pandas as pd
 import torch
 
 from report2label.core import registry
+from report2label.core.data.cache import load_split
 from report2label.core.data.images import read_image
 from report2label.core.data.preprocess import model_input, preprocess
-from report2label.core.export import WithSigmoid, _export_onnx
-from report2label.core.quantize import VARIANTS, session_options, write_int8
+from report2label.core.evaluate import load_run
+from report2label.core.export import WithSigmoid, _export_onnx, export
+from report2label.core.quantize import VARIANTS, quantize, session_options, write_int8
 from report2label.core.training.checkpoint import build_model
 from report2label.core.training.loop import effective_recipe
 
@@ -115,7 +123,10 @@ def main() -> None:
     parser.add_argument("--calibration", type=int, default=16)
     parser.add_argument("--weights", type=Path, help="a checkpoint or state dict (default: trained-ish)")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
+    parser.add_argument("--run", type=Path, help="a trained run: its weights, and agreement on its test split")
     args = parser.parse_args()
+    if args.run and not args.weights:
+        args.weights = args.run / "best.pt"
     import onnxruntime as ort
 
     ort.set_default_logger_severity(3)  # the quantiser's pre-processing warns per unused initializer
@@ -124,6 +135,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         images, labels = example_images(tmp / "example", args.size, args.images, recipe)
+        torch.manual_seed(0)  # the same trained-ish weights in every run
         network = build_model(recipe, 1, pretrained=args.weights)
         if args.weights is None:
             trained_ish(network, images[: args.calibration + 16], labels[: args.calibration + 16])
@@ -178,6 +190,26 @@ def main() -> None:
                 agree = ((got >= threshold) == (reference >= threshold)).mean()
                 extra = f"{agree:>11.1%}{np.abs(got - reference).max():>10.4f}"
             print(f"{name:<26}" + "".join(cells) + extra)
+        if args.run:
+            test_split_agreement(args.run, args.settings, tmp / "run")
+
+
+def test_split_agreement(rundir: Path, settings: list[str], folder: Path) -> None:
+    """Each setting's decision agreement with the float model on ``rundir``'s whole test split."""
+    run, recipe = load_run(rundir)
+    export(rundir, folder / "model.onnx")
+    labels = json.loads((rundir / "metrics.json").read_text())["labels"]
+    thresholds = [labels[name]["threshold"] for name in labels]
+    test = load_split(Path(run["dataset"]), "test", recipe, run["label_columns"], show_progress=False)
+    train = load_split(Path(run["dataset"]), "train", recipe, run["label_columns"], show_progress=False)
+    check = model_input(test.images, recipe.in_chans)
+    calibration = model_input(train.images[:32], recipe.in_chans)
+    print(f"\n{rundir}: {len(check)} test images at {recipe.image_size}x{recipe.image_size}, thresholds {thresholds}")
+    for name in settings:
+        result = quantize(
+            folder / "model.onnx", folder / f"model.{name}.int8.onnx", calibration, check, thresholds, VARIANTS[name]
+        )
+        print(f"  int8 {name:<24} decisions agreeing {result.agreement:.1%}, max |dp| {result.max_abs_diff:.4f}")
 
 
 def session_options_session(path: Path, threads: int):

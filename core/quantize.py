@@ -36,6 +36,7 @@ class Settings:
     keep_float: tuple[str, ...] = ()  # "first_conv", "last_gemm": leave that node in float
     prepare: bool = True  # quant_pre_process (shape inference, ORT's fusions) first
     norm_as_conv: bool = False  # a BatchNormalization that no Conv absorbed becomes a depthwise 1x1 Conv
+    shared_concat_range: bool = False  # a Concat's inputs and output share one range: the int8 Concat is a copy
     extra: tuple[tuple[str, object], ...] = ()  # quantize_static extra_options
 
     def describe(self) -> str:
@@ -54,6 +55,8 @@ class Settings:
             parts.append("no pre-process")
         if self.norm_as_conv:
             parts.append("batch norm as depthwise conv")
+        if self.shared_concat_range:
+            parts.append("one range per concatenation")
         parts += [f"{key}={value}" for key, value in self.extra]
         return ", ".join(parts)
 
@@ -63,11 +66,14 @@ class Settings:
 
 STUDY = Settings()  # what export.py's _quantize did before: QDQ, per-channel, U8/S8, MinMax
 # The winner (bench/onnx_latency.py): DenseNet's pre-activation norms as int8 depthwise convolutions,
-# 7-bit weights (without VNNI, AVX2's u8*s8 pair sums saturate 16 bits), MinMax calibration: ORT's
-# percentile calibrator holds every activation of every calibration image and ran out of 24 GiB at 640 px.
-BEST = STUDY.but(norm_as_conv=True, reduce_range=True)
+# 7-bit weights (without VNNI, AVX2's u8*s8 pair sums saturate 16 bits), one quantisation range per
+# chain of concatenations (ONNX Runtime's QLinearConcat then copies instead of requantising each input),
+# MinMax calibration: ORT's percentile calibrator holds every activation of every calibration image and
+# ran out of 24 GiB at 640 px.
+BEST = STUDY.but(norm_as_conv=True, reduce_range=True, shared_concat_range=True)
 VARIANTS = {  # what bench/onnx_latency.py --settings can compare
     "best": BEST,
+    "best-own-concat-ranges": BEST.but(shared_concat_range=False),
     "best-percentile": BEST.but(calibration="percentile"),
     "best-full-range": BEST.but(reduce_range=False),
     "study": STUDY,
@@ -162,6 +168,64 @@ def norm_as_depthwise_conv(model) -> int:
     return count
 
 
+SAME_RANGE_OPS = ("MaxPool", "AveragePool", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze")
+"""Ops whose int8 output ONNX Runtime's QDQ quantiser gives its input's range (``QDQDirect8BitOp``)."""
+
+
+def concat_groups(model) -> list[list[str]]:
+    """Tensor names that chains of Concat nodes join: each Concat's inputs and output, transitively,
+    and through :data:`SAME_RANGE_OPS` (whose output range is their input's anyway).
+
+    DenseNet concatenates its block's input and every layer's output before each layer, so each
+    dense block is one group; with one quantisation range for a group, ONNX Runtime's QLinearConcat
+    copies bytes instead of requantising every input (a quarter of DenseNet121's int8 time at 640 px).
+    """
+    parent: dict[str, str] = {}
+
+    def root(name: str) -> str:
+        while parent.setdefault(name, name) != name:
+            name = parent[name]
+        return name
+
+    def join(names: list[str]) -> None:
+        for name in names:
+            parent[root(name)] = root(names[0])
+
+    for node in model.graph.node:
+        if node.op_type == "Concat":
+            join([node.output[0], *node.input])
+    pairs = [(n.output[0], n.input[0]) for n in model.graph.node if n.op_type in SAME_RANGE_OPS]
+    grown = True
+    while grown:  # until no op of SAME_RANGE_OPS links a group to a tensor outside it
+        linking = [(a, b) for a, b in pairs if (a in parent or b in parent) and root(a) != root(b)]
+        for pair in linking:
+            join(list(pair))
+        grown = bool(linking)
+    groups: dict[str, list[str]] = {}
+    for name in parent:
+        groups.setdefault(root(name), []).append(name)
+    return list(groups.values())
+
+
+def shared_ranges(model_path: Path, model, reader, scratch: Path) -> dict[str, list[dict]]:
+    """``TensorQuantOverrides`` giving every tensor of a :func:`concat_groups` group the group's
+    calibrated (MinMax) range."""
+    from onnxruntime.quantization import CalibrationMethod
+    from onnxruntime.quantization.calibrate import create_calibrator
+
+    calibrator = create_calibrator(
+        str(model_path), augmented_model_path=str(scratch / "augmented.onnx"), calibrate_method=CalibrationMethod.MinMax
+    )
+    calibrator.collect_data(reader)
+    ranges = calibrator.compute_data()
+    overrides = {}
+    for group in concat_groups(model):
+        low = min(float(np.min(ranges[name].range_value[0])) for name in group if name in ranges)
+        high = max(float(np.max(ranges[name].range_value[1])) for name in group if name in ranges)
+        overrides |= {name: [{"rmin": np.float32(low), "rmax": np.float32(high)}] for name in group}
+    return overrides
+
+
 def write_int8(float_path: Path, target: Path, calibration: np.ndarray, settings: Settings = BEST) -> Path:
     """Quantise ``float_path`` into ``target`` (atomically), calibrated on ``calibration`` images."""
     import onnx
@@ -182,9 +246,10 @@ def write_int8(float_path: Path, target: Path, calibration: np.ndarray, settings
             return next(self.batches, None)
 
     float_path, target = Path(float_path), Path(target)
+    extra = dict(settings.extra)
     logging.disable(logging.WARNING)  # the quantiser warns once per normalisation weight
     try:
-        with scratch_dir(target.parent), atomic_path(target) as out:  # out: the prepared model, then int8
+        with scratch_dir(target.parent) as scratch, atomic_path(target) as out:  # out: prepared, then int8
             if settings.prepare:
                 quant_pre_process(str(float_path), str(out))
                 model = onnx.load(str(out))
@@ -192,6 +257,9 @@ def write_int8(float_path: Path, target: Path, calibration: np.ndarray, settings
                 model = onnx.load(str(float_path))
             if settings.norm_as_conv:
                 norm_as_depthwise_conv(model)
+            if settings.shared_concat_range:
+                onnx.save(model, str(out))
+                extra["TensorQuantOverrides"] = shared_ranges(out, model, Reader(), scratch)
             quantize_static(
                 model,
                 str(out),
@@ -204,7 +272,7 @@ def write_int8(float_path: Path, target: Path, calibration: np.ndarray, settings
                 weight_type=getattr(QuantType, TYPES[settings.weights]),
                 nodes_to_exclude=_node_names(model, settings.keep_float),
                 calibrate_method=getattr(CalibrationMethod, CALIBRATIONS[settings.calibration]),
-                extra_options=dict(settings.extra),
+                extra_options=extra,
             )
     finally:
         logging.disable(logging.NOTSET)

@@ -93,3 +93,19 @@ def test_a_failed_quantisation_leaves_the_old_file_and_nothing_else(example, tmp
     with pytest.raises(RuntimeError, match="calibration failed"):
         write_int8(path, target, images[:4])
     assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["model.int8.onnx"]
+
+
+def test_concatenations_share_one_range_so_int8_concat_is_a_copy(example, tmp_path):
+    """With the default settings every input of a Concat is quantised like its output (same scale and
+    zero point): ONNX Runtime then copies bytes instead of requantising each input."""
+    path, images = example
+    model = onnx.load(str(write_int8(path, tmp_path / "model.int8.onnx", images[:8])))
+    constants = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    quantised_by = {n.output[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    concats = [n for n in model.graph.node if n.op_type == "Concat"]
+    assert len(concats) == 6  # 2 + 2 + 2 dense layers
+    for concat in concats:
+        (output_q,) = [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == concat.output[0]]
+        expected = [constants[name].item() for name in output_q.input[1:3]]
+        for name in concat.input:
+            assert [constants[name].item() for name in quantised_by[name].input[1:3]] == expected
