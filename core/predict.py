@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -73,7 +74,8 @@ def expand_inputs(inputs: list[str | Path]) -> list[Path]:
     return paths
 
 
-def session_for(model: str | Path):
+def session_for(model: str | Path, threads: int | None = None):
+    """An ONNX Runtime CPU session; ``threads`` sets the intra-op threads (default: ONNX Runtime's)."""
     import onnxruntime as ort
 
     path = Path(model)
@@ -81,10 +83,41 @@ def session_for(model: str | Path):
         raise R2LError(f"{path}: no such model file")
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
         raise R2LError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
+
+
+@dataclass(frozen=True)
+class OnnxModel:
+    """An exported model ready to predict: its session and what its metadata says."""
+
+    path: Path
+    session: Any
+    info: ModelInfo
+
+    @classmethod
+    def load(cls, path: str | Path, threads: int | None = None) -> OnnxModel:
+        session = session_for(path, threads)
+        return cls(Path(path), session, ModelInfo.of(session, Path(path)))
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The ``r2l.*`` metadata as stored in the file."""
+        meta = self.session.get_modelmeta().custom_metadata_map
+        return {key: value for key, value in sorted(meta.items()) if key.startswith("r2l.")}
+
+    def prepare(self, path: str | Path) -> np.ndarray:
+        """The image as the model sees it: ``size`` x ``size`` uint8 (raises :class:`ImageError`)."""
+        return preprocess(read_image(path), self.info.preprocessing, self.info.size)
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Probabilities [N, labels] of prepared images [N, size, size]."""
+        name = self.session.get_inputs()[0].name
+        return self.session.run(None, {name: model_input(images, self.info.channels)})[0]
 
 
 def predict(
@@ -101,22 +134,20 @@ def predict(
     threshold) for every label in the model's order, then ``error``.
     """
     paths = expand_inputs(inputs)
-    session = session_for(model)
-    info = ModelInfo.of(session, Path(model))
-    name = session.get_inputs()[0].name
+    onnx_model = OnnxModel.load(model)
+    info = onnx_model.info
     rows: list[dict] = []
     with progress_bar("predicting", total=len(paths), enabled=show_progress) as advance:
         for start in range(0, len(paths), batch_size):
             batch, ready = [], []
             for index, path in enumerate(paths[start : start + batch_size], start):
                 try:
-                    batch.append(preprocess(read_image(path), info.preprocessing, info.size))
+                    batch.append(onnx_model.prepare(path))
                     ready.append((index, path))
                 except ImageError as exc:
                     rows.append({"index": index, "path": str(path), "error": str(exc)})
             if batch:
-                images = model_input(np.stack(batch), info.channels)
-                probs = session.run(None, {name: images})[0]
+                probs = onnx_model.probabilities(np.stack(batch))
                 for (index, path), prob in zip(ready, probs, strict=True):
                     row = {"index": index, "path": str(path), "error": ""}
                     for label, threshold, p in zip(info.labels, info.thresholds, prob, strict=True):
