@@ -15,7 +15,7 @@ import importlib
 from .errors import R2LError
 from .hookspecs import hookimpl
 from .image_model import ImageModelSpec
-from .labelling import Labeler, LabelRequest, RowFailure, label
+from .labelling import Answer, Labeler, LabelRequest, RowFailure, label
 from .labelling.agreement import eval_labels
 from .rulespec import FindingRule, RuleSet
 from .task import Binary, FewShotExample, Finding, PromptVariant, TaskSpec, UncertainPolicy, training_value
@@ -29,6 +29,7 @@ _LAZY = {
 
 
 __all__ = [
+    "Answer",
     "Binary",
     "FewShotExample",
     "Finding",

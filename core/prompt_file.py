@@ -38,7 +38,7 @@ from pydantic import ValidationError
 from .errors import R2LError
 from .task import PromptVariant, TaskSpec
 
-VARIANT_KEYS = ("name", "language", "instructions", "examples", "report_template", "correction", "based_on")
+VARIANT_KEYS = ("name", "language", "instructions", "examples", "report_template", "correction", "evidence", "based_on")
 EXAMPLE_KEYS = ("report", "answer")
 TOP_KEYS = ("task", "variant")
 
@@ -116,7 +116,7 @@ def _variant(path: Path, index: int, raw: Any, task: TaskSpec) -> PromptVariant:
         message = err["msg"].removeprefix("Value error, ")
         raise R2LError(f"{path}: {where}: {_key_of(tuple(err['loc']))}: {message}") from None
     for number, example in enumerate(variant.examples, 1):
-        reason = task.validate_answer(json.dumps(example.answer)).reason
+        reason = task.for_prompt(variant).validate_answer(json.dumps(example.answer)).reason
         if reason:
             raise R2LError(
                 f"{path}: variant {variant.name!r}: example {number}: key 'answer': not an answer of task "

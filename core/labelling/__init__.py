@@ -1,6 +1,6 @@
 """Labelling: the engine, the store and the Labeler interface backends implement."""
 
 from .engine import LabelSummary, label
-from .labeler import Labeler, LabelRequest, RowFailure
+from .labeler import Answer, Labeler, LabelRequest, RowFailure
 
-__all__ = ["LabelRequest", "LabelSummary", "Labeler", "RowFailure", "label"]
+__all__ = ["Answer", "LabelRequest", "LabelSummary", "Labeler", "RowFailure", "label"]

@@ -2,7 +2,9 @@
 
 Rows are keyed by report id, report-text hash, task and version, prompt hash, backend and model,
 so a rerun finds finished rows, and a changed text or prompt is labelled anew. Each batch is
-committed in one transaction: a killed run loses at most the batch in flight.
+committed in one transaction: a killed run loses at most the batch in flight. Version 2 added
+per label ``evidence`` (grounded spans) and ``confidence`` (JSON); a version-1 store is migrated
+in place when opened (the two columns added, its rows kept).
 """
 
 from __future__ import annotations
@@ -34,12 +36,22 @@ CREATE TABLE IF NOT EXISTS labels (
     prompt       TEXT NOT NULL,
     params       TEXT NOT NULL,
     labelled_at  TEXT NOT NULL,
+    evidence     TEXT,
+    confidence   TEXT,
     PRIMARY KEY (report_id, text_hash, task, task_version, prompt_hash, backend, model)
 )
 """
-VERSION = 1  # PRAGMA user_version of the layout above
+VERSION = 2  # PRAGMA user_version of the layout above
 COLUMNS = [line.split()[0] for line in SCHEMA.strip().splitlines()[1:-2]]
+ADDED = {2: ("evidence", "confidence")}
+"""Columns each version added, at the end: what the migration of an older store adds."""
 KEY = ("task", "task_version", "prompt_hash", "backend", "model")
+
+
+def _columns(version: int) -> list[str]:
+    """The columns of the labels table as written by store ``version``."""
+    later = {column for v, added in ADDED.items() if v > version for column in added}
+    return [column for column in COLUMNS if column not in later]
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,10 @@ class Result:
     attempts: int
     raw_answer: str | None
     labelled_at: str
+    confidence: dict[str, float] | None = None
+    """Per label, the backend's confidence in (0, 1] (token probability, sample agreement, rule certainty)."""
+    evidence: dict[str, list[dict]] | None = None
+    """Per label, the spans of the report that support it (:mod:`.evidence`)."""
 
 
 class LabelStore:
@@ -100,20 +116,30 @@ class LabelStore:
 
     def _check_layout(self) -> None:
         found = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if found not in (0, VERSION):
+        if not 0 <= found <= VERSION:
             raise R2LError(
                 f"{self.path}: label store version {found} is unknown to this report2label (it reads version "
                 f"{VERSION}); use the report2label that wrote it, or label into another folder"
             )
         columns = [row[1] for row in self.db.execute("PRAGMA table_info(labels)")]
-        if columns and columns != COLUMNS:
+        written = max(found, 1)  # a store without a version has the layout of version 1
+        if columns and columns != _columns(written):
             raise R2LError(
                 f"{self.path}: its labels table has another layout ({', '.join(columns)}); "
                 "not a report2label label store: label into another folder"
             )
-        if found == 0:  # new, or written before the store had a version
+        if not columns:
             self.db.execute(SCHEMA)
             self.db.execute(f"PRAGMA user_version = {VERSION}")
+        elif found < VERSION:
+            self._migrate(written)
+
+    def _migrate(self, found: int) -> None:
+        """Bring a store of version ``found`` to :data:`VERSION`: add the later versions' columns."""
+        for version in range(found + 1, VERSION + 1):
+            for column in ADDED[version]:
+                self.db.execute(f"ALTER TABLE labels ADD COLUMN {column} TEXT")
+        self.db.execute(f"PRAGMA user_version = {VERSION}")
 
     def _check_task(self, task: str) -> None:
         other = self.db.execute("SELECT task FROM labels WHERE task != ? LIMIT 1", (task,)).fetchone()
@@ -148,11 +174,14 @@ class LabelStore:
                 prompt,
                 settings,
                 r.labelled_at,
+                json.dumps(r.evidence, ensure_ascii=False) if r.evidence is not None else None,
+                json.dumps(r.confidence) if r.confidence is not None else None,
             )
             for r in results
         ]
+        sql = f"INSERT OR REPLACE INTO labels ({', '.join(COLUMNS)}) VALUES ({','.join('?' * len(COLUMNS))})"
         with self.db:
-            self.db.executemany(f"INSERT OR REPLACE INTO labels VALUES ({','.join('?' * 15)})", rows)
+            self.db.executemany(sql, rows)
 
     def table(self, key: RunKey) -> pd.DataFrame:
         """Every stored row under ``key``."""

@@ -7,7 +7,7 @@ from report2label.core.task import Binary, TaskSpec
 
 from .example import write_example
 from .patterns import RULES
-from .prompts import PROMPTS
+from .prompts import EVIDENCE_INSTRUCTIONS, PROMPTS
 from .recipe import RECIPE
 
 
@@ -31,6 +31,7 @@ TASK = TaskSpec(
     answer_model=AnkleAnswer,
     rules=RULES,
     recipe=RECIPE,
+    evidence_instructions=EVIDENCE_INSTRUCTIONS,
 )
 
 

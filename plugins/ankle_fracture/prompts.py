@@ -79,3 +79,19 @@ PROMPTS = (
     ),
     PromptVariant(name="en-zero-shot", language="en", instructions=DEFINITION_EN, report_template=TEMPLATE_EN),
 )
+
+EVIDENCE_INSTRUCTIONS = {
+    "de": (
+        'Gib zusätzlich unter dem Schlüssel "evidence" ein Objekt an: {"fracture": "<Zitat>"}. Das Zitat ist '
+        "der Satz oder Satzteil des Befunds, auf den sich deine Antwort stützt, Zeichen für Zeichen aus dem "
+        'Befundtext kopiert; null, wenn der Befund keine Fraktur erwähnt. Beispiel: {"fracture": 1, '
+        '"evidence": {"fracture": "Weber-B-Fraktur der distalen Fibula"}}'
+    ),
+    "en": (
+        'Also give, under the key "evidence", an object {"fracture": "<quote>"}: the sentence or phrase of the '
+        "report your answer rests on, copied character for character from the German report text; null when "
+        'the report mentions no fracture. Example: {"fracture": 1, "evidence": {"fracture": "Weber-B-Fraktur der '
+        'distalen Fibula"}}'
+    ),
+}
+"""What ``r2l label --evidence`` adds to a variant's instructions, by its language."""

@@ -7,6 +7,11 @@ The context is sized from the longest pending prompt; a report that cannot fit f
 The context is not reset between reports: llama-cpp-python keeps the evaluated tokens the next prompt
 starts with (the instructions and few-shot turns every report shares), and requests are taken in
 token order so that neighbours share as long a prefix as possible.
+
+Confidence: the probability of each label's value tokens, from the log-probabilities of the
+generated tokens (softmax over the vocabulary, recorded by a logits processor: the same values
+llama-cpp-python's ``logprobs`` gives, without keeping the logits of every prompt token); with
+``samples=K``, the share of K answers (the greedy one and K-1 sampled) that agree with it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import Field, field_validator
 
 from report2label.core.errors import R2LError
@@ -25,7 +31,7 @@ from report2label.core.hashing import file_sha256
 from report2label.core.hookspecs import hookimpl
 from report2label.core.labelling import Labeler, LabelRequest, RowFailure
 from report2label.core.labelling.chat import Message, fold_system, supports_system
-from report2label.core.labelling.labeler import answer_budget
+from report2label.core.labelling.labeler import Answer, agreement, answer_budget, confidence_kind, token_confidence
 
 CORRECTION_TURNS = 2  # corrective exchanges the context leaves room for
 
@@ -44,6 +50,20 @@ def suppress_stdout_stderr():
             os.dup2(saved[1], 2)
             for fd in saved:
                 os.close(fd)
+
+
+class TokenLogprobs:
+    """A logits processor that records each generated token's log-probability (softmax over the vocabulary)."""
+
+    def __init__(self) -> None:
+        self.logprobs: list[float] = []
+        self._last: np.ndarray | None = None
+
+    def __call__(self, input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        if self._last is not None:  # the token chosen at the previous step is the last input now
+            self.logprobs.append(float(self._last[int(input_ids[-1])]))
+        self._last = scores - np.logaddexp.reduce(scores)
+        return scores
 
 
 def _import_llama_cpp():
@@ -70,6 +90,10 @@ class LlamaCppLabeler(Labeler):
         max_tokens: int | None = Field(None, ge=1, description="Answer budget; default: the task's longest answer.")
         seed: int = 0
         reuse_prefix: bool = Field(True, description="Keep the shared prompt prefix evaluated between reports.")
+        samples: int = Field(
+            1, ge=1, description="Answers per report; above 1 confidence is their agreement (self-consistency)."
+        )
+        sample_temperature: float = Field(0.7, gt=0, description="Temperature of the extra answers of samples > 1.")
 
         @field_validator("model")
         @classmethod
@@ -123,6 +147,7 @@ class LlamaCppLabeler(Labeler):
             "grammar": "json_schema",
             "n_ctx": self.n_ctx,
             "folded_system": self.fold,
+            "confidence": confidence_kind(self.options.samples, self.options.sample_temperature),
         }
 
     def render(self, messages: list[Message]) -> str:
@@ -170,7 +195,7 @@ class LlamaCppLabeler(Labeler):
         return answers
 
     def _answer(self, tokens: list[int]) -> str | RowFailure:
-        """One greedy, grammar-constrained answer; the cached tokens it starts with are not evaluated again."""
+        """One greedy, grammar-constrained answer with its confidence; a cached prefix is not evaluated again."""
         if len(tokens) + self.max_tokens > self.n_ctx:
             return RowFailure(
                 f"prompt has {len(tokens)} tokens; with {self.max_tokens} for the answer it does not "
@@ -178,10 +203,36 @@ class LlamaCppLabeler(Labeler):
             )
         if not self.options.reuse_prefix:
             self.llm.reset()
+        recorder = TokenLogprobs()
         out = self.llm.create_completion(
-            tokens, max_tokens=self.max_tokens, temperature=0.0, top_k=1, grammar=self.grammar
+            tokens,
+            max_tokens=self.max_tokens,
+            temperature=0.0,
+            top_k=1,
+            grammar=self.grammar,
+            logits_processor=self._llama_cpp.LogitsProcessorList([recorder]),
         )
-        return out["choices"][0]["text"]
+        text = out["choices"][0]["text"]
+        if self.options.samples > 1:
+            return Answer(text, agreement(self.task, text, self._samples(tokens)))
+        generated = self.llm._input_ids[len(tokens) :].tolist()[: len(recorder.logprobs)]
+        pieces = [self.llm.detokenize([token]) for token in generated]
+        return Answer(
+            text, token_confidence(text, list(zip(pieces, recorder.logprobs, strict=False)), self.task.labels)
+        )
+
+    def _samples(self, tokens: list[int]) -> list[str]:
+        """``samples - 1`` answers sampled at ``sample_temperature``, seeded ``seed + 1``, ``seed + 2``, ..."""
+        return [
+            self.llm.create_completion(
+                tokens,
+                max_tokens=self.max_tokens,
+                temperature=self.options.sample_temperature,
+                grammar=self.grammar,
+                seed=self.options.seed + k,
+            )["choices"][0]["text"]
+            for k in range(1, self.options.samples)
+        ]
 
     def close(self) -> None:
         for llm in (self.llm, self.vocab):

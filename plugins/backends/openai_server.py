@@ -7,8 +7,9 @@ before the others arrive. The openai client retries connection errors, 429 and 5
 exponential backoff; a report whose request still fails becomes a ``failed`` row (a rerun
 asks again). Structured output: ``json_schema`` (OpenAI, vLLM), ``json_object`` with a schema
 (llama.cpp's server, which answers HTTP 500 to the former), ``none``, or ``auto``: the first mode
-the server accepts. Answers are validated whatever the mode. Report texts go only to loopback or
-private addresses unless ``allow_remote`` is set.
+the server accepts. Answers are validated whatever the mode. Confidence: the probability of each
+label's value tokens from the server's ``logprobs``; with ``samples=K`` the agreement of K answers.
+Report texts go only to loopback or private addresses unless ``allow_remote`` is set.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from report2label.core.errors import R2LError
 from report2label.core.hookspecs import hookimpl
 from report2label.core.labelling import Labeler, LabelRequest, RowFailure
 from report2label.core.labelling.chat import fold_system
-from report2label.core.labelling.labeler import answer_budget
+from report2label.core.labelling.labeler import Answer, agreement, answer_budget, confidence_kind, token_confidence
 from report2label.core.privacy import check_endpoint
 
 Mode = Literal["json_schema", "json_object", "none"]
@@ -55,6 +56,13 @@ class OpenAILabeler(Labeler):
             None, ge=1, description="Answer budget; default: the bytes of the task's longest answer."
         )
         seed: int = 0
+        logprobs: bool = Field(
+            True, description="Ask for token log-probabilities (confidence); off for servers without."
+        )
+        samples: int = Field(
+            1, ge=1, description="Answers per report; above 1 confidence is their agreement (self-consistency)."
+        )
+        sample_temperature: float = Field(0.7, gt=0, description="Temperature of the extra answers of samples > 1.")
 
         @field_validator("base_url")
         @classmethod
@@ -118,6 +126,9 @@ class OpenAILabeler(Labeler):
             "seed": self.options.seed,
             "structured": self.mode,
             "folded_system": self.options.fold_system,
+            "confidence": confidence_kind(self.options.samples, self.options.sample_temperature)
+            if self.options.logprobs or self.options.samples > 1
+            else None,
         }
 
     def _format(self, mode: Mode) -> dict[str, Any]:
@@ -133,17 +144,29 @@ class OpenAILabeler(Labeler):
             return {"response_format": {"type": "json_object", "schema": schema}}
         return {}
 
-    def _complete(self, request: LabelRequest, mode: Mode, client: Any) -> str:
+    def _complete(self, request: LabelRequest, mode: Mode, client: Any, sample: int = 0) -> str:
+        """The greedy answer (``sample`` 0) with its token confidence, or the ``sample``-th sampled answer."""
         messages = fold_system(request.messages) if self.options.fold_system else list(request.messages)
+        logprobs = self.options.logprobs and sample == 0 and self.options.samples == 1
         response = client.chat.completions.create(
             model=self.model,
             messages=messages,
-            temperature=0,
+            temperature=self.options.sample_temperature if sample else 0,
             max_tokens=self.max_tokens,
-            seed=self.options.seed,
+            seed=self.options.seed + sample,
+            **({"logprobs": True, "top_logprobs": 1} if logprobs else {}),
             **self._format(mode),
         )
-        return response.choices[0].message.content or ""
+        choice = response.choices[0]
+        text = choice.message.content or ""
+        if sample == 0 and self.options.samples > 1:
+            samples = [self._complete(request, mode, client, k) for k in range(1, self.options.samples)]
+            return Answer(text, agreement(self.task, text, samples))
+        content = getattr(choice.logprobs, "content", None) if logprobs else None
+        if not content:
+            return text
+        tokens = [(bytes(t.bytes) if t.bytes is not None else t.token.encode(), t.logprob) for t in content]
+        return Answer(text, token_confidence(text, tokens, self.task.labels))
 
     def _probe(self, request: LabelRequest) -> str | RowFailure | None:
         """Try the structured-output modes in turn on a real request; keep the first the server accepts.

@@ -12,6 +12,11 @@ positive relevant mention makes it positive, else a suspected one uncertain, els
 or an absence statement negative; a historical mention counts unless the report states that the
 finding has resolved. The task supplies the domain words
 (:class:`~report2label.core.rulespec.RuleSet`); the German and English triggers are here.
+
+Every answer carries evidence and a certainty: per finding the character spans, in the report as
+given, of the mentions (or absence statements) that decided its state, and a confidence by that
+state (:data:`CERTAINTY`): 1 for a stated finding, positive or negative, less for an uncertain or
+an unmentioned one. These are levels of the rules' reading, not calibrated probabilities.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import bisect
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -28,6 +33,8 @@ from typing import Literal
 from report2label.core.errors import R2LError
 from report2label.core.hookspecs import hookimpl
 from report2label.core.labelling import Labeler, LabelRequest, RowFailure
+from report2label.core.labelling.evidence import EXACT, span
+from report2label.core.labelling.labeler import Answer
 from report2label.core.rulespec import FindingRule, RuleSet
 
 ENGINE_VERSION = "3"
@@ -311,11 +318,14 @@ SENTENCE_CACHE = 65_536
 Status = Literal["positive", "uncertain", "negative", "hypothetical"]
 State = Literal["positive", "uncertain", "negative"] | None
 PRECEDENCE: tuple[Status, ...] = ("positive", "uncertain", "negative")
+CERTAINTY: dict[State, float] = {"positive": 1.0, "negative": 1.0, "uncertain": 0.5, None: 0.75}
+"""The confidence of a rule label by its finding's state: stated, uncertain, or not mentioned (None)."""
 
 SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
 LAST_WORD = re.compile(r"([\w.]+)\.\Z")
 ANSWER = re.compile(r"(?:ja|nein|yes|no|negativ|positiv)\b", re.IGNORECASE)
 WORD_CHARS = re.compile(r"[\w-]")
+NONSPACE = re.compile(r"\S+")
 LIST_BREAK = re.compile(r"(?:,|\band|\bund)\s*\Z", re.IGNORECASE)
 
 
@@ -399,6 +409,8 @@ class Mention:
     status: Status
     relevant: bool
     historical: bool
+    span: tuple[int, int] = (0, 0)
+    """Where ``text`` is in its sentence."""
 
 
 @dataclass(frozen=True)
@@ -407,6 +419,8 @@ class Reading:
 
     mentions: tuple[Mention, ...]
     absent: frozenset[str]
+    absent_spans: tuple[tuple[str, int, int], ...] = ()
+    """(label, start, end) of each absence statement in the sentence."""
 
 
 Trigger = tuple[int, int, str]
@@ -535,10 +549,11 @@ class RuleEngine:
 
     def _read_sentence(self, sentence: str) -> Reading:
         """The mentions in ``sentence`` and the findings it states absent; triggers only sought near mentions."""
-        absent = frozenset(f.rule.label for f in self.findings if f.absent and f.absent.search(sentence))
+        statements = [(f.rule.label, *m.span()) for f in self.findings if f.absent and (m := f.absent.search(sentence))]
+        absent = frozenset(label for label, _, _ in statements)
         found = [(f, matches) for f in self.findings if (matches := list(f.mentions.finditer(sentence)))]
         if not found:
-            return Reading((), absent)
+            return Reading((), absent, tuple(statements))
         triggers = [(m.start(), m.end(), (m.lastgroup or "")[2:]) for m in self.triggers.finditer(sentence)]
         historical = any(kind == "history" for _, _, kind in triggers)
         cuts = [0] + [end for _, end, kind in triggers if kind == "terminator"] + [len(sentence)]
@@ -561,9 +576,10 @@ class RuleEngine:
                         status=self._status(sentence, local, span, token),
                         relevant=finding.relevant(sentence, hits, token, clause),
                         historical=historical,
+                        span=token,
                     )
                 )
-        return Reading(tuple(mentions), absent)
+        return Reading(tuple(mentions), absent, tuple(statements))
 
     def _readings(self, report: str) -> list[Reading]:
         return [self.read_sentence(sentence) for sentence in sentences(self.read_sections(report))]
@@ -574,8 +590,11 @@ class RuleEngine:
 
     def states(self, report: str) -> dict[str, State]:
         """Per finding: "positive", "uncertain", "negative" or None (not mentioned); CheXpert's 1/-1/0/blank."""
+        return self._states(self._readings(report), report)
+
+    def _states(self, readings: list[Reading], report: str) -> dict[str, State]:
         seen: dict[str, set[tuple[str, bool]]] = {f.rule.label: set() for f in self.findings}
-        for reading in self._readings(report):
+        for reading in readings:
             for label in reading.absent:
                 seen[label].add(("negative", False))
             for m in reading.mentions:
@@ -589,10 +608,76 @@ class RuleEngine:
             answer[finding.rule.label] = next((s for s in PRECEDENCE if s in statuses), None)
         return answer
 
+    def evidence(self, report: str) -> tuple[dict[str, State], dict[str, list[tuple[int, int]]]]:
+        """The states of :meth:`states` and per finding the spans of ``report`` that decided them.
+
+        A state's spans are those of its relevant mentions with that status (a negative one also its
+        absence statements); a mention of a resolved, treated finding counts for negative.
+        """
+        parts = sentences(self.read_sections(report))
+        readings = [self.read_sentence(sentence) for sentence in parts]
+        states = self._states(readings, report)
+        historical = {m.label for reading in readings for m in reading.mentions if m.historical}
+        resolved = {
+            f.rule.label
+            for f in self.findings
+            if f.rule.label in historical and f.resolved is not None and f.resolved.search(report) is not None
+        }
+        spans: dict[str, list[tuple[int, int]]] = {f.rule.label: [] for f in self.findings}
+        cursor = 0
+        for sentence, reading in zip(parts, readings, strict=True):
+            decided = [(m.label, *m.span) for m in reading.mentions if _decides(m, states[m.label], resolved)]
+            decided += [(label, a, b) for label, a, b in reading.absent_spans if states[label] == "negative"]
+            words = sentence.split()
+            start = report.find(words[0], cursor) if words else -1
+            if start < 0:
+                continue
+            cursor = start + len(sentence.strip())  # the sentence's text in the report is at least as long
+            offsets = _offsets(report, sentence, start) if decided else None
+            for label, a, b in decided if offsets else ():
+                where = (offsets(a), offsets(b - 1) + 1)
+                if where not in spans[label]:
+                    spans[label].append(where)
+        return states, spans
+
     def decide(self, report: str) -> dict[str, int]:
         """The answer for ``report``: one 0/1 value per finding rule (uncertain: the rule's ``uncertain``)."""
         states = self.states(report)
         return {f.rule.label: _value(states[f.rule.label], f.rule.uncertain) for f in self.findings}
+
+
+def _decides(mention: Mention, state: State, resolved: set[str]) -> bool:
+    """Whether ``mention`` is one of those that gave its finding ``state``."""
+    if not mention.relevant or mention.status == "hypothetical" or state is None:
+        return False
+    status = "negative" if mention.historical and mention.label in resolved else mention.status
+    return status == state
+
+
+def _offsets(report: str, sentence: str, start: int) -> Callable[[int], int] | None:
+    """Maps a character offset in ``sentence``, whose first word is at ``start`` in ``report``, to ``report``.
+
+    The sentence splitter joins pieces with one space where the report has a run of whitespace, so
+    the words (runs of non-space) are the same in both; None when they are not.
+    """
+    lead = len(sentence) - len(sentence.lstrip())
+    if report.startswith(sentence, start - lead):  # the common case: the sentence as it is in the report
+        return lambda k: start - lead + k
+    ours = [m.span() for m in NONSPACE.finditer(sentence)]
+    theirs = []
+    for word, found in zip(ours, NONSPACE.finditer(report, start), strict=False):
+        if found.group() != sentence[word[0] : word[1]]:
+            return None
+        theirs.append(found.start())
+    if len(theirs) < len(ours):
+        return None
+    starts = [a for a, _ in ours]
+
+    def offset(k: int) -> int:
+        i = max(bisect.bisect_right(starts, k) - 1, 0)
+        return theirs[i] + k - starts[i]
+
+    return offset
 
 
 class RulesLabeler(Labeler):
@@ -615,13 +700,23 @@ class RulesLabeler(Labeler):
         return f"rules-{self.engine.hash}"
 
     def label(self, requests: list[LabelRequest]) -> list[str | RowFailure]:
-        return [json.dumps(self.answer(request.report)) for request in requests]
+        answers: list[str | RowFailure] = []
+        for request in requests:
+            states, spans = self.engine.evidence(request.report)
+            evidence = {
+                label: [span(request.report[a:b], a, b, EXACT) for a, b in found] for label, found in spans.items()
+            }
+            confidence = {label: CERTAINTY[state] for label, state in states.items()}
+            answers.append(Answer(json.dumps(self._answer(states)), confidence, evidence))
+        return answers
 
     def answer(self, report: str) -> dict[str, int | str]:
         """The task's answer: a state for each :data:`Finding` field, else the rule's 0/1 decision."""
+        return self._answer(self.engine.states(report))
+
+    def _answer(self, states: dict[str, State]) -> dict[str, int | str]:
         if not self.task.state_labels:
-            return self.engine.decide(report)
-        states = self.engine.states(report)
+            return {rule.label: _value(states[rule.label], rule.uncertain) for rule in self.task.rules.findings}
         return {
             label: (state or "not_mentioned") if label in self.task.state_labels else _value(state, rule.uncertain)
             for (label, state), rule in zip(states.items(), self.task.rules.findings, strict=True)

@@ -10,7 +10,7 @@ from report2label.core.task import TaskSpec
 from .answer import ChestAnswer
 from .example import write_example
 from .patterns import RULES
-from .prompts import PROMPTS
+from .prompts import EVIDENCE_INSTRUCTIONS, PROMPTS
 from .recipe import RECIPE
 
 TASK = TaskSpec(
@@ -25,6 +25,7 @@ TASK = TaskSpec(
     answer_model=ChestAnswer,
     rules=RULES,
     recipe=RECIPE,
+    evidence_instructions=EVIDENCE_INSTRUCTIONS,
 )
 
 

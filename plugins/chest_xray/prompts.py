@@ -72,3 +72,13 @@ PROMPTS = (
     ),
 )
 """Zero-shot first (the default); the few-shot variant shows a normal and a mixed report."""
+
+EVIDENCE_INSTRUCTIONS = {
+    "en": (
+        'Also give, under the key "evidence", an object with the same 13 keys: for each finding the phrase of '
+        "the report that states it (positive, negative or uncertain), copied character for character, or null "
+        'when it is not mentioned. Example: "evidence": {"cardiomegaly": "The heart is enlarged", '
+        '"pleural_effusion": null, ...}'
+    ),
+}
+"""What ``r2l label --evidence`` adds to a variant's instructions."""
