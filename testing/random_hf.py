@@ -103,8 +103,12 @@ def _tokenizer(folder: Path, shape: LlamaShape) -> None:
     )
 
 
-def write_random_llama(folder: str | Path, size: str = "tiny", seed: int = 0) -> Path:
-    """Write a random Llama of ``size`` ("tiny" or "8b") into ``folder``; one shard per layer."""
+def write_random_llama(folder: str | Path, size: str = "tiny", seed: int = 0, std: float = 0.02) -> Path:
+    """Write a random Llama of ``size`` ("tiny" or "8b") into ``folder``; one shard per layer.
+
+    ``std`` is the weights' standard deviation: at 0.02 (an initialisation's) the tiny model's
+    answers hardly depend on the prompt; at about 0.3 they do.
+    """
     from safetensors.numpy import save_file
 
     shape, folder = SIZES[size], Path(folder)
@@ -113,7 +117,7 @@ def write_random_llama(folder: str | Path, size: str = "tiny", seed: int = 0) ->
     h, kv_dim = shape.hidden_size, shape.num_key_value_heads * shape.hidden_size // shape.num_attention_heads
 
     def weight(*dims: int) -> np.ndarray:
-        return (rng.standard_normal(dims, dtype=np.float32) * 0.02).astype(np.float16)
+        return (rng.standard_normal(dims, dtype=np.float32) * std).astype(np.float16)
 
     shards: list[dict[str, np.ndarray]] = [{"model.embed_tokens.weight": weight(shape.vocab_size, h)}]
     for i in range(shape.num_hidden_layers):
