@@ -12,6 +12,7 @@ they are defined (AUC needs both classes), and ``history.csv`` also has each lab
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -63,7 +64,7 @@ class TrainSummary:
     metric: str
     seconds: float
     world_size: int
-    weights_checksum: float
+    weights_sha256: str
 
 
 def _dataset_info(folder: DatasetFolder, task: TaskSpec) -> dict:
@@ -190,8 +191,12 @@ def _write_run(run: RunFolder, info: dict) -> None:
         tmp.write_text(json.dumps(info, indent=2))
 
 
-def _checksum(model: torch.nn.Module) -> float:
-    return float(sum(p.detach().double().sum().item() for p in model.parameters()))
+def weights_sha256(model: torch.nn.Module) -> str:
+    """SHA-256 of every parameter's bytes, in order: equal only for bit-identical weights."""
+    digest = hashlib.sha256()
+    for parameter in model.parameters():
+        digest.update(parameter.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, recipe: ImageModelSpec, steps: int) -> LRScheduler:
@@ -365,12 +370,13 @@ def train(
             save_checkpoint(run.last, spec, recipe, columns, state)
             log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})
 
-    checksum = _checksum(model)
+    checksum = weights_sha256(model)
+    log.info("rank %d of %d: final weights sha256 %s", rank, world, checksum)
     if world > 1:
         sums = [None] * world
         dist.all_gather_object(sums, checksum)
-        if any(abs(s - checksum) > 1e-6 * max(1.0, abs(checksum)) for s in sums):
-            raise R2LError(f"the {world} processes disagree on the final weights: {sums}")
+        if len(set(sums)) > 1:
+            raise R2LError(f"the {world} processes disagree on the final weights (sha256 by rank: {sums})")
     if rank == 0:
         _write_run(
             run,
@@ -379,7 +385,7 @@ def train(
                 "status": "finished",
                 "best_epoch": best["epoch"] + 1,
                 "best_value": best["value"],
-                "weights_checksum": checksum,
+                "weights_sha256": checksum,
                 "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             },
         )

@@ -1,0 +1,1 @@
+"""Labelling engines beyond the in-process one: ``ray``."""
