@@ -14,17 +14,25 @@ import click
 from rich.table import Table
 
 from report2label.cli.compare import compare
+from report2label.cli.describe import describe
+from report2label.cli.engine_options import engine_options
+from report2label.cli.finetune import finetune
 from report2label.cli.new_plugin import new_plugin
 from report2label.cli.options import console, gold_format_option, parse_options, uncertain_metrics_option
+from report2label.cli.review import review
+from report2label.cli.serve import serve
+from report2label.cli.text_eval import print_text_agreement
 from report2label.core import registry
 from report2label.core.errors import EXIT_ERROR, EXIT_PARTIAL, R2LError
 from report2label.core.labelling import label as run_label
 from report2label.core.labelling.agreement import eval_labels as run_eval_labels
+from report2label.core.labelling.text_metrics import TextAgreement
 from report2label.core.plugins import plugin_infos
 from report2label.core.task import UNCERTAIN_POLICIES
 
 #: Modules only an optional extra installs, and that extra.
 EXTRAS = dict.fromkeys(("torch", "torchvision", "timm", "onnx", "onnxscript", "matplotlib", "sklearn"), "train")
+EXTRAS.update(dict.fromkeys(("fastapi", "uvicorn", "gradio", "multipart", "python_multipart"), "serve"))
 
 
 def _error(message: str, exit_code: int) -> click.ClickException:
@@ -74,6 +82,9 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
+cli.add_command(describe)  # first: images without reports → generated reports, which label reads
+
+
 @cli.command(short_help="Label reports with rules or an LLM (resumable).")
 @click.argument("task")
 @click.argument("reports", type=click.Path(path_type=Path))
@@ -108,6 +119,13 @@ def cli(verbose: int) -> None:
 @click.option(
     "--probe", type=click.IntRange(0), default=0, help="With --plan: time N real backend requests (not stored)."
 )
+@click.option("--evidence", is_flag=True, help="Ask for a verbatim quote per label (prompt variant '<name>+evidence').")
+@click.option(
+    "--samples",
+    type=click.IntRange(2),
+    help="LLM backends: K answers per report; confidence is their agreement (-O sample_temperature=0.7).",
+)
+@engine_options
 def label(
     task,
     reports,
@@ -128,6 +146,9 @@ def label(
     no_progress,
     show_plan,
     probe,
+    evidence,
+    samples,
+    engine,
 ) -> None:
     """Label every report of REPORTS (CSV, TSV, Parquet or JSONL) for TASK into OUTDIR/labels.csv.
 
@@ -139,8 +160,14 @@ def label(
         opts["model"] = model
     if allow_remote:
         opts["allow_remote"] = True
+    if samples:
+        opts["samples"] = samples
     if probe and not show_plan:
         raise click.UsageError("--probe needs --plan")
+    if show_plan and engine[0] != "local":
+        raise click.UsageError("--plan plans the local engine; leave out --engine")
+    if allow_remote and engine[0] != "local":
+        engine[1]["allow_remote"] = True
     common = {
         "backend": backend,
         "options": opts,
@@ -151,6 +178,7 @@ def label(
         "max_attempts": max_attempts,
         "max_chars": max_chars,
         "shard": _parse_shard(shard),
+        "evidence": evidence,
     }
     if show_plan:
         from report2label.core.labelling.plan import plan
@@ -158,7 +186,15 @@ def label(
         _print_plan(plan(task, reports, outdir, probe=probe, **common))
         return
     summary = run_label(
-        task, reports, outdir, batch_size=batch_size, parquet=parquet, show_progress=not no_progress, **common
+        task,
+        reports,
+        outdir,
+        batch_size=batch_size,
+        parquet=parquet,
+        show_progress=not no_progress,
+        engine=engine[0],
+        engine_options=engine[1],
+        **common,
     )
     counts = "; ".join(
         f"{name}: " + ", ".join(f"{k}={v}" for k, v in c.items()) for name, c in summary.label_counts.items() if c
@@ -237,6 +273,9 @@ def eval_labels(labels, gold, id_col, gold_col, text_col, uncertain, gold_format
         uncertain=uncertain,
         gold_format=gold_format,
     )
+    if isinstance(report, TextAgreement):  # a free-text task: ROUGE and BLEU
+        print_text_agreement(report)
+        return
 
     def cell(est) -> str:
         if est.value != est.value:  # NaN: undefined (no positives)
@@ -300,6 +339,8 @@ def eval_labels(labels, gold, id_col, gold_col, text_col, uncertain, gold_format
 
 
 cli.add_command(compare)  # here: after eval-labels in the flow order of `r2l --help`
+cli.add_command(review)  # after compare: look at the labels, correct them, bring gold back
+cli.add_command(finetune)  # label-side: labels → a fine-tuned local labeller
 
 
 @cli.command(short_help="Join labels to images; split them by patient.")
@@ -395,7 +436,7 @@ def train(
         )
         if summary.world_size > 1:
             console.print(
-                f"{summary.world_size} processes agree on the final weights (checksum {summary.weights_checksum:.6f})"
+                f"{summary.world_size} processes agree on the final weights (sha256 {summary.weights_sha256[:16]})"
             )
 
 
@@ -509,6 +550,9 @@ def predict(model, inputs, output, batch_size) -> None:
         click.get_current_context().exit(EXIT_PARTIAL)
 
 
+cli.add_command(serve)  # right after predict: serving is predicting for others
+
+
 @cli.command("run", short_help="Run the whole study from one TOML file (resumable).")
 @click.argument("pipeline", type=click.Path(path_type=Path))
 @click.option("--no-progress", is_flag=True)
@@ -591,6 +635,8 @@ def tasks(name: str | None, as_json: bool) -> None:
     console.print(table)
     labelers = registry.labelers()
     console.print("labelling backends: " + ", ".join(sorted(labelers)))
+    console.print("labelling engines (r2l label --engine): " + ", ".join(sorted(registry.engines())))
+    console.print("describing backends (r2l describe): " + ", ".join(sorted(registry.describers())))
 
 
 cli.add_command(new_plugin)  # last: writing a plugin comes after using the installed ones

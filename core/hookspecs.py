@@ -29,3 +29,13 @@ def register_examples(register: Callable) -> None:
 
     ``write(directory, seed, n_reports, image_size)`` writes the data and returns counts by kind.
     """
+
+
+@hookspec
+def register_describers(register: Callable) -> None:
+    """Register image-describing backends: ``register(DescriberClass)``, see :mod:`report2label.core.describe`."""
+
+
+@hookspec
+def register_engines(register: Callable) -> None:
+    """Register labelling engines: ``register(EngineClass)``, see :mod:`report2label.core.labelling.engines`."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import import_module
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import NamedTuple
@@ -19,6 +20,8 @@ from . import hookspecs
 
 GROUP = "report2label"
 ENV_VAR = "R2L_PLUGINS"
+#: Parts of core registered through the hooks like any plugin, always (R2L_PLUGINS does not apply).
+DEFAULT_PLUGINS = {"local_engine": "report2label.core.labelling.engines"}
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,10 @@ def _allowed() -> set[str] | None:
 
 
 def load_entry_points() -> None:
-    """Register every allowed plugin of the entry-point group (idempotent)."""
+    """Register the default plugins and every allowed plugin of the entry-point group (idempotent)."""
+    for name, module in DEFAULT_PLUGINS.items():
+        if not pm.has_plugin(name):
+            pm.register(import_module(module), name=name)
     allowed = _allowed()
     for ep in entry_points(group=GROUP):
         dist_name = ep.dist.name if ep.dist else ""

@@ -1,4 +1,4 @@
-"""Look-ups by name over what the plugins registered: tasks, labelers, trainers, example writers.
+"""Look-ups by name over what the plugins registered: tasks, labelers, engines, trainers, example writers.
 
 Every registration is checked here: something of the wrong kind is a one-line :class:`R2LError`
 naming the plugin that registered it.
@@ -15,6 +15,7 @@ from .plugins import Registration, collect, plugin_label
 from .task import TaskSpec
 
 if TYPE_CHECKING:
+    from .labelling.engines import Engine
     from .labelling.labeler import Labeler
     from .training.trainer import Trainer
 
@@ -61,6 +62,30 @@ def _check_labeler(item: Registration) -> tuple[str, str, type[Labeler]]:
     if inspect.isabstract(cls):
         missing = ", ".join(sorted(cls.__abstractmethods__))
         raise _wrong(item, "register_labelers", f"{_describe(cls)}, which does not implement {missing}", expected)
+    return item.plugin, cls.name, cls
+
+
+def _check_engine(item: Registration) -> tuple[str, str, type[Engine]]:
+    from .labelling.engines import Engine
+
+    (cls,) = _args(item, "register_engines", "EngineClass")
+    expected = "a subclass of report2label.core.labelling.engines.Engine (the class, not an instance)"
+    if not (inspect.isclass(cls) and issubclass(cls, Engine)) or inspect.isabstract(cls):
+        raise _wrong(item, "register_engines", _describe(cls), expected)
+    if not isinstance(getattr(cls, "name", None), str) or not cls.name:
+        raise _wrong(item, "register_engines", f"{_describe(cls)} without a name", "a class attribute name = '...'")
+    return item.plugin, cls.name, cls
+
+
+def _check_describer(item: Registration) -> tuple[str, str, type]:
+    from .describe import Describer
+
+    (cls,) = _args(item, "register_describers", "DescriberClass")
+    expected = "a subclass of report2label.core.describe.Describer (the class, not an instance)"
+    if not (inspect.isclass(cls) and issubclass(cls, Describer)) or inspect.isabstract(cls):
+        raise _wrong(item, "register_describers", _describe(cls), expected)
+    if not isinstance(getattr(cls, "name", None), str) or not cls.name:
+        raise _wrong(item, "register_describers", f"{_describe(cls)} without a name", "a class attribute name = '...'")
     return item.plugin, cls.name, cls
 
 
@@ -116,6 +141,22 @@ def labelers() -> dict[str, type[Labeler]]:
 
 def labeler(name: str) -> type[Labeler]:
     return _pick("labelling backend", name, labelers())  # type: ignore[return-value]
+
+
+def engines() -> dict[str, type[Engine]]:
+    return _by_name("engine", [_check_engine(item) for item in collect("register_engines")])  # type: ignore[return-value]
+
+
+def engine(name: str) -> type[Engine]:
+    return _pick("labelling engine", name, engines())  # type: ignore[return-value]
+
+
+def describers() -> dict[str, type]:
+    return _by_name("describer", [_check_describer(item) for item in collect("register_describers")])  # type: ignore[return-value]
+
+
+def describer(name: str) -> type:
+    return _pick("describing backend", name, describers())  # type: ignore[return-value]
 
 
 def trainers() -> dict[str, Trainer]:

@@ -124,3 +124,17 @@ def test_rules_quality_without_the_shared_file_says_so_and_exits_0(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert f"{missing} not found" in run.stdout and "nothing measured" in run.stdout
+
+
+def test_label_scale_prints_both_engines_and_identical_labels():
+    pytest.importorskip("ray")
+    pytest.importorskip("llama_cpp")
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "label_scale.py"), "--n", "400", "--llm-n", "6"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "rules, 400 reports: in-process" in run.stdout and "ray (2 actors)" in run.stdout
+    assert run.stdout.count("labels.csv identical: True") == 2, run.stdout

@@ -92,7 +92,7 @@ def test_store_of_an_unknown_version(r2l, tmp_path, reports):
     _store(store, "id TEXT", version=7)
     fails(
         r2l("label", "ankle-fracture", reports, "-o", tmp_path / "out"),
-        f"{store}: label store version 7 is unknown to this report2label (it reads version 1); "
+        f"{store}: label store version 7 is unknown to this report2label (it reads version 2); "
         "use the report2label that wrote it, or label into another folder",
     )
 
@@ -100,7 +100,7 @@ def test_store_of_an_unknown_version(r2l, tmp_path, reports):
 def test_store_gets_a_version(r2l, tmp_path, reports):
     assert r2l("label", "ankle-fracture", reports, "-o", tmp_path / "out", "--no-progress").exit_code == 0
     with sqlite3.connect(tmp_path / "out" / "labels.sqlite") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
 
 
 def test_folder_of_another_task(r2l, tmp_path, reports, outside_plugin):
@@ -234,14 +234,18 @@ def test_help_lists_the_flow_in_order(r2l):
     out = r2l("--help").output
     commands = [line.split()[0] for line in out.split("Commands:")[1].splitlines() if line.strip()]
     assert commands == [
+        "describe",
         "label",
         "eval-labels",
         "compare",
+        "review",
+        "finetune",
         "dataset",
         "train",
         "evaluate",
         "export",
         "predict",
+        "serve",
         "run",
         "example",
         "plugins",

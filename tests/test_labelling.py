@@ -144,5 +144,6 @@ def test_rules_backend_takes_no_model(reports, tmp_path):
 
 
 def test_unknown_backend_lists_the_installed_ones(reports, tmp_path):
-    with pytest.raises(R2LError, match=r"unknown labelling backend .gpt. \(available: llamacpp, openai, rules, vllm\)"):
+    available = r"\(available: llamacpp, openai, rules, transformers, vllm\)"
+    with pytest.raises(R2LError, match=r"unknown labelling backend .gpt. " + available):
         label("ankle-fracture", reports, tmp_path / "out", backend="gpt")

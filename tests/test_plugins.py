@@ -15,7 +15,7 @@ def test_tasks_lists_the_ankle_task(r2l):
     out = r2l("tasks").output
     for text in ("ankle-fracture", "fracture", "de-zero-shot", "de-few-shot", "en-zero-shot", "densenet121"):
         assert text in out
-    assert "labelling backends: llamacpp, openai, rules, vllm" in out
+    assert "labelling backends: llamacpp, openai, rules, transformers, vllm" in out
 
 
 def test_tasks_json_is_the_full_spec(r2l):

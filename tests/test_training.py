@@ -1,11 +1,9 @@
 """r2l train and r2l evaluate: the study's second half on the synthetic example, on the CPU."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pandas as pd
@@ -166,37 +164,6 @@ def test_unreadable_image_is_skipped_and_counted(dataset, tmp_path):
     assert split.skipped == [
         {"image": str(bad), "reason": f"{bad}: unreadable image (cannot identify image file {str(bad)!r})"}
     ]
-
-
-def test_torchrun_two_processes_agree(dataset, tmp_path):
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            "-m",
-            "report2label.cli",
-            "train",
-            "ankle-fracture",
-            str(dataset),
-            "-o",
-            str(tmp_path / "ddp"),
-            "--epochs",
-            "2",
-            *FAST,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "2 processes agree on the final weights" in run.stdout
-    info = json.loads((tmp_path / "ddp" / "run.json").read_text())
-    assert info["world_size"] == 2 and len(pd.read_csv(tmp_path / "ddp" / "history.csv")) == 2
 
 
 def error_lines(output: str) -> list[str]:

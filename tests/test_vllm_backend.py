@@ -122,6 +122,37 @@ def test_labels_through_the_engine(monkeypatch, tmp_path):
     assert summary.labelled == 2 and summary.backend_calls == 2
 
 
+class LoraLLM(FakeLLM):
+    """Also takes ``lora_request``, as vLLM's ``LLM.chat`` does."""
+
+    def chat(self, conversations, sampling, use_tqdm, lora_request=None):
+        self.lora = lora_request
+        return super().chat(conversations, sampling, use_tqdm)
+
+
+def test_a_lora_adapter_is_served_with_every_batch(monkeypatch, tmp_path):
+    fake_vllm(monkeypatch, new_api=True)
+    sys.modules["vllm"].LLM = LoraLLM
+    lora = types.ModuleType("vllm.lora.request")
+    lora.LoRARequest = lambda name, number, path: (name, number, path)
+    monkeypatch.setitem(sys.modules, "vllm.lora", types.ModuleType("vllm.lora"))
+    monkeypatch.setitem(sys.modules, "vllm.lora.request", lora)
+    (tmp_path / "model").mkdir()
+    adapter = tmp_path / "ankle-lora"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"r": 12, "lora_alpha": 16}')
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights")
+    options = VLLMLabeler.Options(model=str(tmp_path / "model"), adapter=str(adapter))
+    backend = VLLMLabeler(TASK, TASK.prompt(), options)
+    llm = FakeLLM.instances[-1]
+    assert llm.kwargs["enable_lora"] is True and llm.kwargs["max_lora_rank"] == 16, "the next rank vLLM accepts"
+    backend.label([LabelRequest("r", "Weber B.", tuple(TASK.prompt().messages("Weber B.")))])
+    assert llm.lora == ("ankle-lora", 1, str(adapter.resolve()))
+    assert backend.model_id.startswith("model+lora:ankle-lora@") and backend.params["adapter"] == str(adapter)
+    with pytest.raises(ValueError, match="not a local LoRA adapter folder"):
+        VLLMLabeler.Options(model=str(tmp_path / "model"), adapter=str(tmp_path))
+
+
 def test_vllm_never_downloads(tmp_path):
     with pytest.raises(Exception, match="no such local model"):
         VLLMLabeler.Options(model="mistralai/Mixtral-8x7B-Instruct-v0.1")

@@ -27,6 +27,7 @@ from ..task import STATES, UNCERTAIN_POLICIES, UncertainPolicy, training_value
 from .folder import LabelFolder
 from .gold import read_gold
 from .multilabel_metrics import StateConfusion, averaged_agreement, state_agreement
+from .text_metrics import TextAgreement, eval_text
 
 """How gold values are read: ``states`` (blank = not mentioned), ``binary`` (0/1 only) or ``auto``:
 states when any gold cell is -1 or a state word, else binary."""
@@ -119,8 +120,10 @@ def eval_labels(
     gold_format: str = "auto",
     n_boot: int = 2000,
     seed: int = 0,
-) -> AgreementReport:
+) -> AgreementReport | TextAgreement:
     """Compare ``labels`` (a ``labels.csv``) with ``gold``; write ``disagreements.csv`` and ``label_eval.json``.
+
+    A free-text task is scored by :func:`~report2label.core.labelling.text_metrics.eval_text` instead.
 
     ``uncertain`` maps states to 0/1 for the binary metrics (``ignore``: leave those reports out of
     that label's metrics); ``gold_format`` says how gold cells are read (:data:`GOLD_FORMATS`).
@@ -134,6 +137,9 @@ def eval_labels(
     if len(tasks) != 1:
         raise R2LError(f"{labels}: expected the labels of one task, found {len(tasks)}")
     spec = registry.task(str(tasks[0]))
+    if spec.text_field:  # free text: ROUGE and BLEU instead of agreement
+        where = {"id_col": id_col, "gold_col": gold_col, "text_col": text_col, "outdir": outdir}
+        return eval_text(spec, labels, gold, **where, n_boot=n_boot, seed=seed)
     truth = read_gold(gold, spec, id_col=id_col, gold_col=gold_col, gold_format=gold_format)
     columns, fmt, skipped = truth.columns, truth.fmt, truth.skipped
     evaluated = [name for name in spec.labels if name in columns]

@@ -373,6 +373,11 @@ def compare(
     if rank_by not in RANK_BY:
         raise R2LError(f"unknown ranking {rank_by!r} (choose {', '.join(RANK_BY)})")
     spec = with_prompt_file(registry.task(task) if isinstance(task, str) else task, prompt_file)
+    if spec.text_field:
+        raise R2LError(
+            f"task {spec.name!r} answers free text, which r2l compare cannot rank; label each combination and "
+            "score it with r2l eval-labels (ROUGE, BLEU)"
+        )
     runs = [run if isinstance(run, BackendRun) else BackendRun.parse(run) for run in backends]
     if not runs:
         raise R2LError("no backend to compare; give at least one --backend")

@@ -26,7 +26,8 @@ from ..errors import R2LError
 from ..progress import progress_bar
 from ..prompt_file import with_prompt_file
 from ..reports import read_reports
-from ..task import PromptVariant, TaskSpec, Validation
+from ..task import EVIDENCE, PromptVariant, TaskSpec, Validation
+from .evidence import check_spans, ground_quotes
 from .folder import LabelFolder
 from .labeler import Labeler, LabelRequest, RowFailure
 from .store import LabelStore, Result, RunKey
@@ -86,7 +87,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _label_batch(
+def label_batch(
     labeler: Labeler,
     task: TaskSpec,
     prompt: PromptVariant,
@@ -94,7 +95,11 @@ def _label_batch(
     max_attempts: int,
     checked_answers: dict[str, Validation],
 ) -> list[Result]:
-    """Ask the backend for one batch, re-asking invalid answers with a corrective message."""
+    """Ask the backend for one batch, re-asking invalid answers with a corrective message.
+
+    An answer whose evidence is not in its report is invalid too; confidence and evidence are kept per label.
+    """
+    task = task.for_prompt(prompt) if labeler.uses_prompt else task
     conversations = {r.report_id: prompt.messages(r.text) for r in rows.itertuples()}
     attempts: Counter[str] = Counter()
     results: dict[str, Result] = {}
@@ -113,23 +118,49 @@ def _label_batch(
                 continue
             if raw not in checked_answers:
                 checked_answers[raw] = task.validate_answer(raw)
-            checked = checked_answers[raw]
-            if checked.answer is not None:
+            answer, evidence, reason = _grounded(checked_answers[raw], raw, row.text)
+            text = str(raw)
+            if answer is not None:
+                confidence = {k: v for k, v in (getattr(raw, "confidence", None) or {}).items() if k in task.labels}
                 results[row.report_id] = Result(
-                    row.report_id, row.text_hash, "labelled", checked.answer, None, n, raw, _now()
+                    row.report_id,
+                    row.text_hash,
+                    "labelled",
+                    answer,
+                    None,
+                    n,
+                    text,
+                    _now(),
+                    confidence or None,
+                    evidence,
                 )
             elif n >= max_attempts:
-                reason = f"invalid answer after {n} attempt{'s' * (n > 1)}: {checked.reason}"
-                results[row.report_id] = Result(row.report_id, row.text_hash, "failed", None, reason, n, raw, _now())
+                reason = f"invalid answer after {n} attempt{'s' * (n > 1)}: {reason}"
+                results[row.report_id] = Result(
+                    row.report_id, row.text_hash, "failed", None, reason, n, text, _now(), None, evidence
+                )
             else:
-                log.debug("report %s: invalid answer (%s), asking again", row.report_id, checked.reason)
-                conversations[row.report_id] += prompt.corrective_turns(raw, checked.reason or "", task.answer_schema)
+                log.debug("report %s: invalid answer (%s), asking again", row.report_id, reason)
+                conversations[row.report_id] += prompt.corrective_turns(text, reason or "", task.answer_schema)
                 retry.append(row)
         active = retry
     return [results[r.report_id] for r in rows.itertuples()]
 
 
-def _prechecked(rows: pd.DataFrame, max_chars: int) -> tuple[pd.DataFrame, list[Result]]:
+def _grounded(checked: Validation, raw: str, report: str) -> tuple[dict | None, dict | None, str | None]:
+    """(answer, evidence, why invalid): an answer's quotes grounded in ``report``, or a backend's spans checked."""
+    if checked.answer is None:
+        return None, None, checked.reason
+    answer = dict(checked.answer)
+    if EVIDENCE in answer:
+        evidence, reason = ground_quotes(report, answer.pop(EVIDENCE))
+        return (None if reason else answer), evidence, reason
+    evidence = getattr(raw, "evidence", None)
+    reason = check_spans(report, evidence) if evidence else None
+    return (None if reason else answer), evidence, reason
+
+
+def prechecked(rows: pd.DataFrame, max_chars: int) -> tuple[pd.DataFrame, list[Result]]:
     """Split off rows that fail before any backend call: empty or overlong reports."""
     stripped = rows["text"].str.strip()
     lengths = rows["text"].str.len()
@@ -156,18 +187,30 @@ def _share(report_id: str, n: int) -> int:
     return int(hashlib.sha256(report_id.encode()).hexdigest()[:8], 16) % n
 
 
-def _output_table(table: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
-    answers = table["answer"].map(lambda a: json.loads(a) if isinstance(a, str) else {})
+def _json_cells(column: pd.Series) -> pd.Series:
+    return column.map(lambda a: json.loads(a) if isinstance(a, str) else {})
+
+
+def output_table(table: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
+    """labels.csv: per label its value, then ``<label>_confidence`` and ``<label>_evidence`` (JSON spans), the rest."""
+    answers = _json_cells(table["answer"])
+    confidence = _json_cells(table["confidence"])
+    evidence = _json_cells(table["evidence"])
     out = pd.DataFrame({"report_id": table["report_id"]})
     for name in task.labels:
         out[name] = pd.array([a.get(name) for a in answers])
+    for name in task.labels:
+        out[f"{name}_confidence"] = pd.array([c.get(name) for c in confidence], dtype="Float64")
+    for name in task.labels:
+        spans = [e.get(name) for e in evidence]
+        out[f"{name}_evidence"] = [json.dumps(s, ensure_ascii=False) if s else None for s in spans]
     for column in OUTPUT_COLUMNS:
         out[column] = table[column]
     out["attempts"] = out["attempts"].astype(int)
     return out
 
 
-def _write_output(out: pd.DataFrame, folder: LabelFolder, parquet: bool) -> None:
+def write_output(out: pd.DataFrame, folder: LabelFolder, parquet: bool) -> None:
     with atomic_path(folder.csv) as tmp:
         out.to_csv(tmp, index=False)
     if parquet:
@@ -194,7 +237,7 @@ def _label_pending(
     with progress_bar(f"labelling ({labeler.name})", total=len(pending), enabled=show_progress) as advance:
         for offset in range(0, len(pending), batch_size):
             batch = pending.iloc[offset : offset + batch_size]
-            results = _label_batch(labeler, spec, variant, batch, max_attempts, checked_answers)
+            results = label_batch(labeler, spec, variant, batch, max_attempts, checked_answers)
             store.put(key, prompt_name, labeler.params, results)
             asked += len(batch)
             calls += sum(r.attempts for r in results)
@@ -203,7 +246,7 @@ def _label_pending(
 
 
 @dataclass(frozen=True)
-class _Run:
+class Run:
     """What a labelling run works on, checked before anything is created."""
 
     spec: TaskSpec
@@ -214,7 +257,7 @@ class _Run:
     folder: LabelFolder
 
 
-def _checked_run(
+def checked_run(
     task: str | TaskSpec,
     reports: str | Path,
     outdir: str | Path,
@@ -226,7 +269,8 @@ def _checked_run(
     text_col: str,
     max_attempts: int,
     shard: tuple[int, int] | None,
-) -> _Run:
+    evidence: bool = False,
+) -> Run:
     """Check everything that can be checked before any work (shared by :func:`label` and the plan)."""
     if max_attempts < 1:
         raise R2LError("max_attempts must be at least 1")
@@ -236,17 +280,34 @@ def _checked_run(
     cls = registry.labeler(backend)
     opts = build_options(cls, options or {})
     variant = spec.prompt(prompt)
+    if evidence and cls.uses_prompt:
+        variant = spec.evidence_variant(variant)
+    if cls.uses_prompt:
+        spec = spec.for_prompt(variant)
     table = read_reports(reports, id_col, text_col)
     if shard is not None:
         table = table[table["report_id"].map(lambda i: _share(i, shard[1]) == shard[0] - 1)]
     folder = LabelFolder(Path(outdir))
     folder.check(spec.name)
-    return _Run(spec, cls, opts, variant, table, folder)
+    return Run(spec, cls, opts, variant, table, folder)
 
 
-def _run_key(spec: TaskSpec, variant: PromptVariant, labeler: Labeler) -> RunKey:
+def run_key(spec: TaskSpec, variant: PromptVariant, labeler: Labeler) -> RunKey:
     cls = type(labeler)
     return RunKey(spec.name, spec.version, variant.hash if cls.uses_prompt else "", cls.name, labeler.model_id)
+
+
+@dataclass(frozen=True)
+class LabelJob:
+    """A checked run and how to run it: what every labelling engine receives."""
+
+    run: Run
+    batch_size: int | None
+    max_attempts: int
+    max_chars: int
+    parquet: bool
+    shard: tuple[int, int] | None
+    show_progress: bool
 
 
 def label(
@@ -266,34 +327,57 @@ def label(
     parquet: bool = False,
     shard: tuple[int, int] | None = None,
     show_progress: bool = True,
+    engine: str = "local",
+    engine_options: dict[str, Any] | None = None,
+    evidence: bool = False,
 ) -> LabelSummary:
-    """Label every report of ``reports`` into ``outdir/labels.csv``; resumes from ``outdir/labels.sqlite``.
+    """Label every report of ``reports`` into ``outdir/labels.csv``; resumes from what ``outdir`` stores.
 
     ``shard=(k, n)`` labels only the k-th of n disjoint shares (1-based), for n processes on n GPUs
     writing to one store; it writes no table: a final run without ``shard`` does. Everything that
     can be checked (task, backend, options, model file, reports, output folder) is checked before
     the store is created; a run that stores nothing leaves no store behind. ``prompt_file`` adds the
     prompt variants of a TOML file (:mod:`report2label.core.prompt_file`) to the task's own;
-    ``prompt`` picks among them all.
+    ``prompt`` picks among them all; ``evidence`` asks it for a quote per label too
+    (:meth:`~report2label.core.task.TaskSpec.evidence_variant`). ``engine`` names where the labelling
+    runs (``local``: this process, the store ``outdir/labels.sqlite``; ``ray``: a Ray cluster),
+    ``engine_options`` configure it.
     """
-    run = _checked_run(
-        task, reports, outdir, backend, options, prompt, prompt_file, id_col, text_col, max_attempts, shard
+    from .engines import engine_for
+
+    runner = engine_for(engine, engine_options or {})
+    run = checked_run(
+        task, reports, outdir, backend, options, prompt, prompt_file, id_col, text_col, max_attempts, shard, evidence
     )
+    return runner.label(LabelJob(run, batch_size, max_attempts, max_chars, parquet, shard, show_progress))
+
+
+def label_locally(job: LabelJob) -> LabelSummary:
+    """The in-process engine: batches in this process, stored in ``labels.sqlite`` batch by batch."""
+    run, max_chars = job.run, job.max_chars
     spec, cls, opts, variant, table, folder = run.spec, run.cls, run.options, run.variant, run.table, run.folder
     start = time.perf_counter()
     labeler = cls(spec, variant, opts)
     try:
-        key = _run_key(spec, variant, labeler)
+        key = run_key(spec, variant, labeler)
         created, new_store = folder.create(), not folder.store.exists()
         store = LabelStore(folder.store, spec.name)
         try:
             done = store.done(key)
             finished = [(i, h) in done for i, h in zip(table["report_id"], table["text_hash"], strict=True)]
-            pending, failures = _prechecked(table[[not f for f in finished]], max_chars)
+            pending, failures = prechecked(table[[not f for f in finished]], max_chars)
             if failures:
                 store.put(key, variant.name if cls.uses_prompt else "", labeler.params, failures)
             asked, calls = _label_pending(
-                store, key, labeler, spec, variant, pending, batch_size or cls.batch_size, max_attempts, show_progress
+                store,
+                key,
+                labeler,
+                spec,
+                variant,
+                pending,
+                job.batch_size or cls.batch_size,
+                job.max_attempts,
+                job.show_progress,
             )
             stored = store.table(key)
         except BaseException:
@@ -305,22 +389,27 @@ def label(
         store.close()
     finally:
         labeler.close()
-    seconds = time.perf_counter() - start
-    merged = table[["report_id", "text_hash"]].merge(stored, on=["report_id", "text_hash"], how="left")
-    out = _output_table(merged, spec)
-    if shard is None:
-        _write_output(out, folder, parquet)
+    return finish(job, stored, reused=int(sum(finished)), asked=asked, calls=calls, seconds=time.perf_counter() - start)
+
+
+def finish(job: LabelJob, stored: pd.DataFrame, *, reused: int, asked: int, calls: int, seconds: float) -> LabelSummary:
+    """Write ``labels.csv`` (unless sharded) from the stored rows of the run's reports; summarise the run."""
+    run = job.run
+    merged = run.table[["report_id", "text_hash"]].merge(stored, on=["report_id", "text_hash"], how="left")
+    out = output_table(merged, run.spec)
+    if job.shard is None:
+        write_output(out, run.folder, job.parquet)
     labelled = out[out["status"] == "labelled"]
     failed = out[out["status"] == "failed"]
     return LabelSummary(
-        output=folder.csv if shard is None else None,
+        output=run.folder.csv if job.shard is None else None,
         total=len(out),
         labelled=len(labelled),
         failed=len(failed),
-        reused=int(sum(finished)),
+        reused=reused,
         asked=asked,
         backend_calls=calls,
         seconds=seconds,
-        label_counts={name: dict(sorted(Counter(labelled[name].tolist()).items())) for name in spec.labels},
+        label_counts={name: dict(sorted(Counter(labelled[name].tolist()).items())) for name in run.spec.labels},
         failure_reasons=dict(Counter(failed["reason"]).most_common(5)),
     )

@@ -1,7 +1,9 @@
 """The layout of a labelling output folder, owned here alone.
 
-``labels.sqlite`` (the resumable store), ``labels.csv`` / ``labels.parquet`` (the table, written
-at the end), ``label_eval.json`` and ``disagreements.csv`` (written by ``r2l eval-labels``).
+``labels.sqlite`` (the resumable store of the in-process engine), ``parts/<hash>.parquet`` (the
+store of the ``ray`` engine: one file per labelled block, named by the block's reports and run
+key), ``labels.csv`` / ``labels.parquet`` (the table, written at the end), ``label_eval.json`` and
+``disagreements.csv`` (written by ``r2l eval-labels``; ``worst_cases.csv`` for a free-text task).
 A folder holds the labels of one task.
 """
 
@@ -28,6 +30,17 @@ class LabelFolder:
         return self.root / "labels.sqlite"
 
     @property
+    def parts(self) -> Path:
+        return self.root / "parts"
+
+    def part(self, name: str) -> Path:
+        """The part file of the block named ``name`` (a hash of its reports and run key)."""
+        return self.parts / f"{name}.parquet"
+
+    def part_files(self) -> list[Path]:
+        return sorted(self.parts.glob("*.parquet")) if self.parts.is_dir() else []
+
+    @property
     def csv(self) -> Path:
         return self.root / "labels.csv"
 
@@ -42,6 +55,11 @@ class LabelFolder:
     @property
     def disagreements(self) -> Path:
         return self.root / "disagreements.csv"
+
+    @property
+    def worst_cases(self) -> Path:
+        """A free-text task's answers with the lowest ROUGE-L (``r2l eval-labels``)."""
+        return self.root / "worst_cases.csv"
 
     def check(self, task: str) -> None:
         """Fail before any work when the folder cannot be written or holds another task's labels."""
@@ -69,12 +87,22 @@ class LabelFolder:
         except OSError as exc:
             raise R2LError(f"{self.root}: cannot create the folder ({exc.strerror})") from None
         sweep(self.root)
+        sweep(self.parts)
         return created
 
     def discard_store(self, created: bool) -> None:
         """Remove a store that holds nothing, and the folder when this run created it and it is empty."""
         for suffix in ("", "-wal", "-shm"):
             self.store.with_name(self.store.name + suffix).unlink(missing_ok=True)
+        self._discard_root(created)
+
+    def discard_parts(self, created: bool) -> None:
+        """Remove an empty ``parts`` folder, and the folder when this run created it and it is empty."""
+        if self.parts.is_dir() and not any(self.parts.iterdir()):
+            self.parts.rmdir()
+        self._discard_root(created)
+
+    def _discard_root(self, created: bool) -> None:
         if created and self.root.is_dir() and not any(self.root.iterdir()):
             self.root.rmdir()
 

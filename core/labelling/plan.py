@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from ..errors import R2LError
 from ..privacy import is_loopback_host
 from ..task import TaskSpec
-from .engine import _checked_run, _prechecked, _run_key
+from .engine import checked_run, prechecked, run_key
 from .folder import LabelFolder
 from .labeler import LabelRequest, RowFailure
 from .store import KEY, RunKey
@@ -110,6 +110,7 @@ def plan(
     max_chars: int = 50_000,
     shard: tuple[int, int] | None = None,
     probe: int = 0,
+    evidence: bool = False,
 ) -> Plan:
     """Plan ``label(...)`` with the same arguments; nothing is written and, unless ``probe``, nothing asked.
 
@@ -118,15 +119,15 @@ def plan(
     """
     if probe < 0:
         raise R2LError("probe must be at least 0")
-    run = _checked_run(
-        task, reports, outdir, backend, options, prompt, prompt_file, id_col, text_col, max_attempts, shard
+    run = checked_run(
+        task, reports, outdir, backend, options, prompt, prompt_file, id_col, text_col, max_attempts, shard, evidence
     )
     spec, variant, table = run.spec, run.variant, run.table
     labeler = run.cls(spec, variant, run.options)
     try:
-        done = _stored(run.folder, _run_key(spec, variant, labeler))
+        done = _stored(run.folder, run_key(spec, variant, labeler))
         finished = [(i, h) in done for i, h in zip(table["report_id"], table["text_hash"], strict=True)]
-        pending, failures = _prechecked(table[[not f for f in finished]], max_chars)
+        pending, failures = prechecked(table[[not f for f in finished]], max_chars)
         conversations = [variant.messages(text) for text in pending["text"]]
         counted = [labeler.count_tokens(m) for m in conversations] if run.cls.uses_prompt else []
         exact = all(n is not None for n in counted)
