@@ -7,19 +7,18 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from report2label.cli.options import console, gold_format_option, parse_options, uncertain_metrics_option
+from report2label.cli.options import (
+    console,
+    estimate_cell,
+    gold_format_option,
+    parse_options,
+    uncertain_metrics_option,
+)
 from report2label.core.errors import EXIT_PARTIAL
 from report2label.core.labelling.compare import RANK_BY, CompareReport
 from report2label.core.labelling.compare import compare as run_compare
-from report2label.core.metrics import Estimate
 
-
-def _cell(est: Estimate | None) -> str:
-    if est is None or est.value != est.value:  # NaN: undefined (no positives, nothing labelled)
-        return "–"
-    if est.low != est.low:
-        return f"{est.value:.3f}"
-    return f"{est.value:.3f}\n{est.low:.3f}–{est.high:.3f}"
+METRICS = ("accuracy", "sensitivity", "specificity", "f1", "kappa")
 
 
 def _p(value: float | None) -> str:
@@ -49,7 +48,7 @@ def print_report(report: CompareReport) -> None:
             table.add_row(
                 str(c.rank),
                 c.name,
-                *(_cell(result.metrics[name]) for name in names),
+                *(estimate_cell(result.metrics[name]) for name in names),
                 str(c.failed),
                 str(c.backend_calls),
                 _speed(c.reports_per_second),
@@ -62,8 +61,8 @@ def print_report(report: CompareReport) -> None:
             table.add_row(
                 str(c.rank),
                 c.name,
-                _cell(c.mean_accuracy),
-                _cell(c.micro_f1),
+                estimate_cell(c.mean_accuracy),
+                estimate_cell(c.micro_f1),
                 str(c.failed),
                 str(c.backend_calls),
                 _speed(c.reports_per_second),
@@ -91,7 +90,7 @@ def print_report(report: CompareReport) -> None:
                     str(c.rank),
                     c.name,
                     str(result.confusion.n),
-                    *(_cell(result.metrics[m]) for m in ("accuracy", "sensitivity", "specificity", "f1", "kappa")),
+                    *(estimate_cell(result.metrics[m]) for m in METRICS),
                     _p(result.mcnemar.p if result.mcnemar else None),
                     end_section=c is report.combinations[-1],
                 )

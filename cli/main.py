@@ -18,7 +18,13 @@ from report2label.cli.describe import describe
 from report2label.cli.engine_options import engine_options
 from report2label.cli.finetune import finetune
 from report2label.cli.new_plugin import new_plugin
-from report2label.cli.options import console, gold_format_option, parse_options, uncertain_metrics_option
+from report2label.cli.options import (
+    console,
+    estimate_cell,
+    gold_format_option,
+    parse_options,
+    uncertain_metrics_option,
+)
 from report2label.cli.review import review
 from report2label.cli.serve import serve
 from report2label.cli.text_eval import print_text_agreement
@@ -277,11 +283,6 @@ def eval_labels(labels, gold, id_col, gold_col, text_col, uncertain, gold_format
         print_text_agreement(report)
         return
 
-    def cell(est) -> str:
-        if est.value != est.value:  # NaN: undefined (no positives)
-            return "–"
-        return f"{est.value:.3f}\n{est.low:.3f}–{est.high:.3f}"
-
     if len(report.labels) == 1 and report.labels[0].states is None:
         result = report.labels[0]
         table = Table("metric", "value", "95% CI", title=f"{report.task}: {result.label} vs {result.gold_column}")
@@ -307,11 +308,11 @@ def eval_labels(labels, gold, id_col, gold_col, text_col, uncertain, gold_format
         for result in report.labels:
             c = result.confusion
             counts = f"{c.tp}/{c.fp}/{c.fn}/{c.tn}"
-            table.add_row(result.label, str(c.n), counts, *(cell(result.metrics[name]) for name in names))
+            table.add_row(result.label, str(c.n), counts, *(estimate_cell(result.metrics[name]) for name in names))
         console.print(table)
         averages = Table("average", "precision", "recall", "F1", title="over labels; 95% CI: bootstrap over reports")
         for kind, values in report.averages.items():
-            averages.add_row(kind, *(cell(values[name]) for name in ("precision", "recall", "f1")))
+            averages.add_row(kind, *(estimate_cell(values[name]) for name in ("precision", "recall", "f1")))
         console.print(averages)
         with_states = [r for r in report.labels if r.states is not None]
         if with_states:
@@ -320,9 +321,8 @@ def eval_labels(labels, gold, id_col, gold_col, text_col, uncertain, gold_format
             for result in with_states:
                 mismatches = ", ".join(f"{short[g]}→{short[p]} {n}" for g, p, n in result.states.mismatches())
                 metrics = result.state_metrics
-                states.add_row(
-                    result.label, str(result.states.n), cell(metrics["accuracy"]), cell(metrics["kappa"]), mismatches
-                )
+                agreement, kappa = estimate_cell(metrics["accuracy"]), estimate_cell(metrics["kappa"])
+                states.add_row(result.label, str(result.states.n), agreement, kappa, mismatches)
             console.print(states)
         renamed = [f"{r.label} ← {r.gold_column}" for r in report.labels if r.gold_column != r.label]
         if renamed:

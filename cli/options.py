@@ -43,3 +43,13 @@ uncertain_metrics_option = click.option(
     show_default=True,
     help="An uncertain finding counts as 1, as 0, or not at all (ignore) in the 0/1 metrics.",
 )
+
+
+def estimate_cell(est) -> str:
+    """A table cell for an :class:`~report2label.core.metrics.Estimate`: the value over its 95% interval,
+    the value alone when it has no interval, a dash when undefined (no positives, nothing labelled)."""
+    if est is None or est.value != est.value:
+        return "–"
+    if est.low != est.low:
+        return f"{est.value:.3f}"
+    return f"{est.value:.3f}\n{est.low:.3f}–{est.high:.3f}"

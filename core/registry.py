@@ -49,44 +49,37 @@ def _check_task(item: Registration) -> tuple[str, str, TaskSpec]:
     return item.plugin, spec.name, spec
 
 
+def _check_class(item: Registration, hook: str, base: type, base_path: str) -> tuple[str, str, type]:
+    """A registered class: a named, concrete subclass of ``base`` (public as ``base_path``)."""
+    (cls,) = _args(item, hook, f"{base.__name__}Class")
+    expected = f"a subclass of {base_path} (the class, not an instance)"
+    if not (inspect.isclass(cls) and issubclass(cls, base)):
+        got = f"an instance of {type(cls).__qualname__}" if isinstance(cls, base) else _describe(cls)
+        raise _wrong(item, hook, got, expected)
+    if not isinstance(getattr(cls, "name", None), str) or not cls.name:
+        raise _wrong(item, hook, f"{_describe(cls)} without a name", "a class attribute name = '...'")
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        raise _wrong(item, hook, f"{_describe(cls)}, which does not implement {missing}", expected)
+    return item.plugin, cls.name, cls
+
+
 def _check_labeler(item: Registration) -> tuple[str, str, type[Labeler]]:
     from .labelling.labeler import Labeler
 
-    (cls,) = _args(item, "register_labelers", "LabelerClass")
-    expected = "a subclass of report2label.core.Labeler (the class, not an instance)"
-    if not (inspect.isclass(cls) and issubclass(cls, Labeler)):
-        got = f"an instance of {type(cls).__qualname__}" if isinstance(cls, Labeler) else _describe(cls)
-        raise _wrong(item, "register_labelers", got, expected)
-    if not isinstance(getattr(cls, "name", None), str) or not cls.name:
-        raise _wrong(item, "register_labelers", f"{_describe(cls)} without a name", "a class attribute name = '...'")
-    if inspect.isabstract(cls):
-        missing = ", ".join(sorted(cls.__abstractmethods__))
-        raise _wrong(item, "register_labelers", f"{_describe(cls)}, which does not implement {missing}", expected)
-    return item.plugin, cls.name, cls
+    return _check_class(item, "register_labelers", Labeler, "report2label.core.Labeler")
 
 
 def _check_engine(item: Registration) -> tuple[str, str, type[Engine]]:
     from .labelling.engines import Engine
 
-    (cls,) = _args(item, "register_engines", "EngineClass")
-    expected = "a subclass of report2label.core.labelling.engines.Engine (the class, not an instance)"
-    if not (inspect.isclass(cls) and issubclass(cls, Engine)) or inspect.isabstract(cls):
-        raise _wrong(item, "register_engines", _describe(cls), expected)
-    if not isinstance(getattr(cls, "name", None), str) or not cls.name:
-        raise _wrong(item, "register_engines", f"{_describe(cls)} without a name", "a class attribute name = '...'")
-    return item.plugin, cls.name, cls
+    return _check_class(item, "register_engines", Engine, "report2label.core.labelling.engines.Engine")
 
 
 def _check_describer(item: Registration) -> tuple[str, str, type]:
     from .describe import Describer
 
-    (cls,) = _args(item, "register_describers", "DescriberClass")
-    expected = "a subclass of report2label.core.describe.Describer (the class, not an instance)"
-    if not (inspect.isclass(cls) and issubclass(cls, Describer)) or inspect.isabstract(cls):
-        raise _wrong(item, "register_describers", _describe(cls), expected)
-    if not isinstance(getattr(cls, "name", None), str) or not cls.name:
-        raise _wrong(item, "register_describers", f"{_describe(cls)} without a name", "a class attribute name = '...'")
-    return item.plugin, cls.name, cls
+    return _check_class(item, "register_describers", Describer, "report2label.core.describe.Describer")
 
 
 def _check_trainer(item: Registration) -> tuple[str, str, Trainer]:

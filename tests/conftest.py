@@ -201,3 +201,24 @@ def exported_model(trained_run, tmp_path_factory) -> Path:
     from report2label.core.export import export
 
     return export(trained_run, tmp_path_factory.mktemp("model") / "model.onnx").path
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture
+def browser():
+    """Debian's Chromium, headless, through Playwright's Python package (no browser download), with
+    the flags that keep it off the network; the test is skipped where the package is absent."""
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium package at /usr/bin/chromium (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=[*flags, "--disable-sync", "--no-first-run"]
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -4,22 +4,11 @@ the Label Studio import files, and a Label Studio export brought back as gold th
 import json
 import shutil
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import write_reports
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TEXTS = {
     "a": "Befund: Weber-B-Fraktur der distalen Fibula. Straße frei.",
     "b": "V.a. Fraktur des Außenknöchels.  Fraktur?\nKeine Fraktur der Tibia.",
@@ -44,63 +33,55 @@ def reviewed(r2l, tmp_path):
     return out
 
 
-def test_page_in_headless_chromium(reviewed, tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip("needs Chromium at /usr/bin/chromium (Debian package chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_page_in_headless_chromium(reviewed, browser, tmp_path):
     page_file = reviewed / "review.html"
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1000, "height": 900})
-            requested = []
-            page.on("request", lambda request: requested.append(request.url))
-            page.goto(page_file.as_uri())
-            assert requested == [page_file.as_uri()]  # self-contained: nothing else is fetched
-            assert page.locator("article.card").count() == len(TEXTS)
-            assert page.evaluate("document.scripts.length") == 1  # the report's <script> is text, not a script
-            assert "<script>alert('x')</script>" in page.locator("article.card", has_text="Größe").inner_text()
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(page_file.as_uri())
+    assert requested == [page_file.as_uri()]  # self-contained: nothing else is fetched
+    assert page.locator("article.card").count() == len(TEXTS)
+    assert page.evaluate("document.scripts.length") == 1  # the report's <script> is text, not a script
+    assert "<script>alert('x')</script>" in page.locator("article.card", has_text="Größe").inner_text()
 
-            marks = page.evaluate(
-                """() => [...document.querySelectorAll('mark')].map(m => {
-                    const pre = m.closest('pre'), range = document.createRange();
-                    range.setStart(pre, 0); range.setEndBefore(m);
-                    return {id: m.closest('article').querySelector('h2').textContent, at: range.toString().length,
-                            start: +m.dataset.start, end: +m.dataset.end, text: m.textContent,
-                            labels: m.dataset.labels, report: pre.textContent};
-                })"""
-            )
-            assert {m["id"] for m in marks} == {"a", "b", "c", "f"}
-            for mark in marks:
-                assert mark["report"] == TEXTS[mark["id"]]  # the text as written, umlauts and all
-                assert mark["at"] == mark["start"] and TEXTS[mark["id"]][mark["start"] : mark["end"]] == mark["text"]
-                assert mark["labels"] == "fracture"
-            uncertain = [TEXTS["b"].index("Fraktur"), TEXTS["b"].index("Fraktur?")]  # not the negated third one
-            assert [m["start"] for m in marks if m["id"] == "b"] == uncertain
-            assert [m["start"] for m in marks if m["id"] == "f"] == [0, TEXTS["f"].rindex("Fraktur")]
+    marks = page.evaluate(
+        """() => [...document.querySelectorAll('mark')].map(m => {
+            const pre = m.closest('pre'), range = document.createRange();
+            range.setStart(pre, 0); range.setEndBefore(m);
+            return {id: m.closest('article').querySelector('h2').textContent, at: range.toString().length,
+                    start: +m.dataset.start, end: +m.dataset.end, text: m.textContent,
+                    labels: m.dataset.labels, report: pre.textContent};
+        })"""
+    )
+    assert {m["id"] for m in marks} == {"a", "b", "c", "f"}
+    for mark in marks:
+        assert mark["report"] == TEXTS[mark["id"]]  # the text as written, umlauts and all
+        assert mark["at"] == mark["start"] and TEXTS[mark["id"]][mark["start"] : mark["end"]] == mark["text"]
+        assert mark["labels"] == "fracture"
+    uncertain = [TEXTS["b"].index("Fraktur"), TEXTS["b"].index("Fraktur?")]  # not the negated third one
+    assert [m["start"] for m in marks if m["id"] == "b"] == uncertain
+    assert [m["start"] for m in marks if m["id"] == "f"] == [0, TEXTS["f"].rindex("Fraktur")]
 
-            def shown():
-                return [h.inner_text() for h in page.locator("article.card:visible h2").all()]
+    def shown():
+        return [h.inner_text() for h in page.locator("article.card:visible h2").all()]
 
-            page.get_by_role("button", name="failed").click()
-            assert shown() == ["e"]
-            page.keyboard.press("3")  # low confidence: b is uncertain (0.5)
-            assert shown() == ["b"]
-            page.keyboard.press("4")
-            assert shown() == ["c"]
-            assert page.locator("article.card:visible tr.disagree .against").inner_text() == "gold 1"
-            page.keyboard.press("1")
-            assert shown() == list(TEXTS)
-            page.keyboard.press("j")
-            page.keyboard.press("j")
-            assert page.locator("article.current h2").inner_text() == "c"
-            page.keyboard.press("ArrowUp")
-            assert page.evaluate("document.activeElement.querySelector('h2').textContent") == "b"
-            screenshot = tmp_path / "review.png"
-            page.screenshot(path=str(screenshot), full_page=True)
-            assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        finally:
-            browser.close()
+    page.get_by_role("button", name="failed").click()
+    assert shown() == ["e"]
+    page.keyboard.press("3")  # low confidence: b is uncertain (0.5)
+    assert shown() == ["b"]
+    page.keyboard.press("4")
+    assert shown() == ["c"]
+    assert page.locator("article.card:visible tr.disagree .against").inner_text() == "gold 1"
+    page.keyboard.press("1")
+    assert shown() == list(TEXTS)
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    assert page.locator("article.current h2").inner_text() == "c"
+    page.keyboard.press("ArrowUp")
+    assert page.evaluate("document.activeElement.querySelector('h2').textContent") == "b"
+    screenshot = tmp_path / "review.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_label_studio_files_follow_its_formats(reviewed):

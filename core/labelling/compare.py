@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ from ..task import UNCERTAIN_POLICIES, TaskSpec, UncertainPolicy, training_value
 from .engine import build_options, label
 from .folder import LabelFolder
 from .gold import Gold, read_gold
+from .multilabel_metrics import averaged_agreement
 
 RANK_BY = ("auto", "accuracy", "f1")
 METRICS = ("accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "kappa")
@@ -284,39 +286,25 @@ def _predicted(labels: pd.DataFrame, gold: Gold, evaluated: Sequence[str]) -> tu
     return out, raw
 
 
-def _bootstrap_averages(
-    truth: np.ndarray, predicted: np.ndarray, mask: np.ndarray, n_boot: int, seed: int
-) -> tuple[Estimate, Estimate]:
-    """Mean accuracy over labels and micro-F1, with percentile intervals from resampling reports."""
-    t, p, m = truth == 1, predicted == 1, mask
-    correct = (m & (t == p)).astype(float)
-    counted = m.astype(float)
-    tp, fp, fn = (m & t & p).sum(1), (m & ~t & p).sum(1), (m & t & ~p).sum(1)
-
-    def statistics(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            accuracy = np.nanmean(np.where((w := weights @ counted) > 0, (weights @ correct) / w, np.nan), axis=-1)
-            wtp, wfp, wfn = weights @ tp, weights @ fp, weights @ fn
-            f1 = 2 * wtp / (2 * wtp + wfp + wfn)
-        return accuracy, f1
-
+def _mean_accuracy(truth: np.ndarray, predicted: np.ndarray, mask: np.ndarray, n_boot: int, seed: int) -> Estimate:
+    """Mean accuracy over labels, with a percentile interval from resampling reports."""
+    correct, counted = (mask & (truth == predicted)).astype(float), mask.astype(float)
     n = len(truth)
-    if n == 0 or not m.any():
-        nan = Estimate(float("nan"), float("nan"), float("nan"))
-        return nan, nan
-    import warnings
+    if n == 0 or not mask.any():
+        return Estimate(float("nan"), float("nan"), float("nan"))
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of a label no report counts
-        accuracy, f1 = statistics(np.ones((1, n)))
-        weights = np.random.default_rng(seed).multinomial(n, np.full(n, 1 / n), size=n_boot).astype(float)
-        draws = statistics(weights)
-    estimates = []
-    for point, sample in zip((accuracy[0], f1[0]), draws, strict=True):
-        finite = sample[np.isfinite(sample)]
-        low, high = np.percentile(finite, [2.5, 97.5]) if finite.size else (float("nan"), float("nan"))
-        estimates.append(Estimate(float(point), float(low), float(high)))
-    return estimates[0], estimates[1]
+    def accuracy(weights: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_label = np.where((w := weights @ counted) > 0, (weights @ correct) / w, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of a label no report counts
+            return np.nanmean(per_label, axis=-1)
+
+    weights = np.random.default_rng(seed).multinomial(n, np.full(n, 1 / n), size=n_boot).astype(float)
+    sample = accuracy(weights)
+    finite = sample[np.isfinite(sample)]
+    low, high = np.percentile(finite, [2.5, 97.5]) if finite.size else (float("nan"), float("nan"))
+    return Estimate(float(accuracy(np.ones((1, n)))[0]), float(low), float(high))
 
 
 def _mcnemar(best: tuple[np.ndarray, np.ndarray], other: tuple[np.ndarray, np.ndarray], truth: np.ndarray) -> McNemar:
@@ -462,9 +450,9 @@ def compare(
             combination.mean_accuracy = combination.labels[0].metrics["accuracy"]
             combination.micro_f1 = combination.labels[0].metrics["f1"]
         else:
-            combination.mean_accuracy, combination.micro_f1 = _bootstrap_averages(
-                np.nan_to_num(gold01, nan=0), np.nan_to_num(pred01, nan=0), mask, n_boot, seed
-            )
+            gold0, labels0 = np.nan_to_num(gold01, nan=0), np.nan_to_num(pred01, nan=0)  # masked where NaN
+            combination.mean_accuracy = _mean_accuracy(gold0, labels0, mask, n_boot, seed)
+            combination.micro_f1 = averaged_agreement(gold0, labels0, mask, n_boot, seed)["micro"]["f1"]
         score = combination.mean_accuracy if rank_by == "accuracy" else combination.micro_f1
         combination.score = score.value
         combination.disagreements = _write_disagreements(

@@ -36,6 +36,19 @@ AUTO_ORDER: tuple[Mode, ...] = ("json_schema", "json_object", "none")
 DEFAULT_CONCURRENCY = 8
 
 
+def only_model(client, base_url: str) -> str:
+    """The one model that ``client``'s server serves; an error naming them when it serves none or several."""
+    import openai
+
+    try:
+        models = [m.id for m in client.models.list()]
+    except openai.OpenAIError as exc:
+        raise R2LError(f"{base_url}: cannot list the server's models: {exc}") from None
+    if len(models) != 1:
+        raise R2LError(f"{base_url} serves {len(models)} models ({', '.join(models)}); choose with --model")
+    return models[0]
+
+
 class OpenAILabeler(Labeler):
     name = "openai"
     description = "Any OpenAI-compatible server: vLLM, llama.cpp, Ollama, a gateway (loopback/private by default)."
@@ -83,24 +96,13 @@ class OpenAILabeler(Labeler):
             timeout=options.timeout,
             max_retries=options.retries,
         )
-        self.model = options.model or self._only_model()
+        self.model = options.model or only_model(self.client, self.options.base_url)
         self.max_tokens = options.max_tokens or answer_budget(task)
         self.concurrency = options.concurrency or self._server_slots() or DEFAULT_CONCURRENCY
         self._primed = False
         self.mode: Mode | None = None if options.structured == "auto" else options.structured
         self._mode_lock = threading.Lock()
         self.schema_name = re.sub(r"[^a-zA-Z0-9_-]", "_", task.name)
-
-    def _only_model(self) -> str:
-        try:
-            models = [m.id for m in self.client.models.list()]
-        except self.openai.OpenAIError as exc:
-            raise R2LError(f"{self.options.base_url}: cannot list the server's models: {exc}") from None
-        if len(models) != 1:
-            raise R2LError(
-                f"{self.options.base_url} serves {len(models)} models ({', '.join(models)}); choose with --model"
-            )
-        return models[0]
 
     def _server_slots(self) -> int | None:
         """The parallel slots the server reports (llama.cpp's ``GET /props``: ``total_slots``), or None."""

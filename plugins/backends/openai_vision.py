@@ -21,6 +21,7 @@ from report2label.core.errors import R2LError
 from report2label.core.hookspecs import hookimpl
 from report2label.core.labelling import RowFailure
 from report2label.core.privacy import check_endpoint
+from report2label.plugins.backends.openai_server import only_model
 
 MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
@@ -80,18 +81,7 @@ class OpenAIVisionDescriber(Describer):
             timeout=options.timeout,
             max_retries=options.retries,
         )
-        self.model = options.model or self._only_model()
-
-    def _only_model(self) -> str:
-        try:
-            models = [m.id for m in self.client.models.list()]
-        except self.openai.OpenAIError as exc:
-            raise R2LError(f"{self.options.base_url}: cannot list the server's models: {exc}") from None
-        if len(models) != 1:
-            raise R2LError(
-                f"{self.options.base_url} serves {len(models)} models ({', '.join(models)}); choose with --model"
-            )
-        return models[0]
+        self.model = options.model or only_model(self.client, self.options.base_url)
 
     @property
     def model_id(self) -> str:
