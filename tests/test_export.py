@@ -15,6 +15,7 @@ from conftest import R2L
 import report2label.core.export as export_module
 from report2label.core.errors import R2LError
 from report2label.core.export import export
+from report2label.core.quantize import BEST
 
 
 def temp_files(folder) -> list[str]:
@@ -58,7 +59,7 @@ def test_model_card(exported):
         "| train |",
         "| fracture | auc |",
         "Parity with PyTorch",
-        "static int8 (qdq, per-channel, U8/S8, minmax, reduce_range, batch norm as depthwise conv)",
+        f"static int8 ({BEST.describe()})",
         "![ROC curve](ankle.roc.png)",
         "## Intended use",
         "Split by patient",
