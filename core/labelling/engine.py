@@ -100,7 +100,7 @@ def label_batch(
     An answer whose evidence is not in its report is invalid too; confidence and evidence are kept per label.
     """
     task = task.for_prompt(prompt) if labeler.uses_prompt else task
-    conversations = {r.report_id: prompt.messages(r.text) for r in rows.itertuples()}
+    conversations = {r.report_id: prompt.messages(r.text) if labeler.uses_prompt else [] for r in rows.itertuples()}
     attempts: Counter[str] = Counter()
     results: dict[str, Result] = {}
     active = list(rows.itertuples())
@@ -187,8 +187,10 @@ def _share(report_id: str, n: int) -> int:
     return int(hashlib.sha256(report_id.encode()).hexdigest()[:8], 16) % n
 
 
-def _json_cells(column: pd.Series) -> pd.Series:
-    return column.map(lambda a: json.loads(a) if isinstance(a, str) else {})
+def _json_cells(column: pd.Series) -> list[dict]:
+    """The JSON objects of a column (``{}`` for an empty cell), parsed in one call: 100,000 rows in a
+    fraction of the time of one ``json.loads`` per row."""
+    return json.loads("[" + ",".join(a if isinstance(a, str) else "{}" for a in column) + "]")
 
 
 def output_table(table: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
