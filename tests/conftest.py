@@ -168,6 +168,23 @@ def labelled_example(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def dataset(labelled_example, tmp_path_factory) -> Path:
+    """The labelled ankle example's data set (split seed 1), shared by the tests that train on it
+    (a module may define its own ``dataset``)."""
+    from report2label.core.data.dataset import build_dataset
+
+    folder = tmp_path_factory.mktemp("ds") / "ds"
+    build_dataset(
+        "ankle-fracture",
+        labelled_example / "labels" / "labels.csv",
+        labelled_example / "example" / "images.csv",
+        folder,
+        seed=1,
+    )
+    return folder
+
+
+@pytest.fixture(scope="session")
 def trained_run(labelled_example, tmp_path_factory) -> Path:
     """A finished and evaluated training run (32px, 2 epochs) on the labelled example."""
     from report2label.core.data.dataset import build_dataset

@@ -16,26 +16,10 @@ import time
 
 import pandas as pd
 import psutil
-import pytest
 import torch
 from conftest import free_port
 
-from report2label.core.data.dataset import build_dataset
-
 FAST = ["--image-size", "32", "--batch-size", "8", "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def dataset(labelled_example, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ddp") / "ds"
-    build_dataset(
-        "ankle-fracture",
-        labelled_example / "labels" / "labels.csv",
-        labelled_example / "example" / "images.csv",
-        folder,
-        seed=1,
-    )
-    return folder
 
 
 def start_nodes(dataset, rundir, *extra: str) -> list[subprocess.Popen]:

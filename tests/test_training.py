@@ -12,26 +12,12 @@ import torch
 from conftest import R2L
 
 from report2label.core.data.cache import load_split
-from report2label.core.data.dataset import build_dataset
 from report2label.core.errors import R2LError
 from report2label.core.training.loop import train
 from report2label.core.training.recipe import effective_recipe
 from report2label.plugins.ankle_fracture import TASK
 
 FAST = ["--image-size", "32", "--batch-size", "16", "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def dataset(labelled_example, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ds") / "ds"
-    build_dataset(
-        "ankle-fracture",
-        labelled_example / "labels" / "labels.csv",
-        labelled_example / "example" / "images.csv",
-        folder,
-        seed=1,
-    )
-    return folder
 
 
 def test_example_to_roc_auc(r2l, labelled_example, tmp_path):
