@@ -28,6 +28,7 @@ from . import registry
 from .atomic import atomic_path, scratch_dir, sweep
 from .errors import R2LError
 from .labelling.chat import fold_system, supports_system
+from .local_model import load_local_model
 from .reports import LABELS_HINT, read_reports, read_table, require_columns
 from .task import PromptVariant, TaskSpec
 
@@ -182,22 +183,6 @@ def _check_folder(folder: AdapterFolder, resume: bool, force: bool) -> None:
         raise R2LError(f"{root}: holds a fine-tuning run; pass --resume to continue it or --force to start over")
 
 
-def _load_base(base: Path, dtype: Any) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    local = {"local_files_only": True, "trust_remote_code": False}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(base, **local)
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, **local)
-    except (OSError, ValueError) as exc:
-        raise R2LError(f"{base}: cannot load the base model: {str(exc).splitlines()[0]}") from None
-    if not tokenizer.chat_template:
-        raise R2LError(f"{base}: its tokenizer has no chat template (tokenizer_config.json)")
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer, model
-
-
 def _card(s: dict[str, Any]) -> str:
     """ADAPTER.md: what the adapter is, where its labels came from, the data counts and how to use it."""
     counts, recipe, teacher = s["counts"], s["recipe"], s["teacher"]
@@ -348,7 +333,7 @@ def finetune(
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise R2LError(f"--device {device}: no CUDA GPU is available")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    tokenizer, model = _load_base(base, dtype)
+    tokenizer, model = load_local_model(base, dtype)
     examples = _fitting(examples, tokenizer, recipe.max_length, counts)
     if len(examples) < (2 if recipe.val_share > 0 else 1):
         raise R2LError(

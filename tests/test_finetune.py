@@ -103,3 +103,12 @@ def test_labels_of_another_task_are_refused(weak_labels, tmp_path, r2l):
     )  # fmt: skip
     assert result.exit_code == 1 and "holds labels of task 'ankle-fracture', not 'chest-xray'" in result.output
     assert not (tmp_path / "lora").exists()
+
+
+def test_a_base_that_is_not_a_local_folder_is_refused_not_downloaded(tmp_path):
+    from report2label.core.errors import R2LError
+    from report2label.core.local_model import load_local_model
+
+    for name in ("meta-llama/Llama-3.1-8B-Instruct", tmp_path):  # a Hub name; a folder without config.json
+        with pytest.raises(R2LError, match="not a local model folder .* nothing is downloaded"):
+            load_local_model(name, None)

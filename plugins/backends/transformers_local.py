@@ -24,6 +24,7 @@ from report2label.core.hookspecs import hookimpl
 from report2label.core.labelling import Labeler, LabelRequest, RowFailure
 from report2label.core.labelling.chat import fold_system, supports_system
 from report2label.core.labelling.labeler import answer_budget
+from report2label.core.local_model import load_local_model
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
@@ -36,15 +37,10 @@ def _local_folder(value: str, what: str) -> str:
 
 def load_model(folder: str, dtype: Any, adapter: str | None = None) -> tuple[Any, Any]:
     """The tokenizer (left padding) and causal LM of a local folder, with a LoRA ``adapter`` applied."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging
 
     logging.disable_progress_bar()  # the engine shows its own
-    local = {"local_files_only": True, "trust_remote_code": False}
-    tokenizer = AutoTokenizer.from_pretrained(folder, padding_side="left", **local)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **local)
+    tokenizer, model = load_local_model(folder, dtype, padding_side="left")
     if adapter:
         from peft import PeftModel
 
@@ -99,10 +95,8 @@ class TransformersLabeler(Labeler):
         self.dtype = dtype_name
         try:
             self.tokenizer, model = load_model(options.model, getattr(torch, dtype_name), options.adapter)
-        except (OSError, ValueError) as exc:
-            raise R2LError(f"{options.model}: cannot load the model: {str(exc).splitlines()[0]}") from None
-        if not self.tokenizer.chat_template:
-            raise R2LError(f"{options.model}: its tokenizer has no chat template (tokenizer_config.json)")
+        except (OSError, ValueError) as exc:  # the adapter's
+            raise R2LError(f"{options.adapter}: cannot load the adapter: {str(exc).splitlines()[0]}") from None
         self.model = model.to(self.device).eval()
         self.fold = not supports_system(self._render)
         self.eos = self._stop_tokens()
