@@ -24,8 +24,9 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 from conftest import HERE, R2L, write_reports
+from fake_plugin import TASK as SMOKE
 
-from report2label.core import Labeler, label
+from report2label.core import Labeler, label, registry
 from report2label.core.labelling.engine import checked_run
 from report2label.core.labelling.folder import LabelFolder
 from report2label.core.plugins import pm
@@ -135,6 +136,23 @@ def test_ray_labels_like_the_in_process_engine(cluster, small_example, tmp_path)
     assert (again.reused, again.asked, again.backend_calls, again.failed) == (len(table), 0, 0, 2)  # no call
 
 
+def test_ray_labels_a_four_state_task_like_the_in_process_engine(cluster, tmp_path):
+    """13 findings in four states, a finding's evidence often empty for a whole block: the label columns the actors
+    make and store in their parts give the same labels.csv as the in-process engine's."""
+    registry.example("chest-xray")(tmp_path / "example", seed=3, n_reports=40, image_size=32)
+    path = tmp_path / "example" / "reports.csv"
+    label("chest-xray", path, tmp_path / "local", show_progress=False)
+    options = {"actors": 2}
+    label("chest-xray", path, tmp_path / "ray", batch_size=7, engine="ray", engine_options=options, show_progress=False)
+    expected = without_time(pd.read_csv(tmp_path / "local" / "labels.csv", dtype=str))
+    got = without_time(pd.read_csv(tmp_path / "ray" / "labels.csv", dtype=str))
+    pd.testing.assert_frame_equal(got, expected)
+    assert {"not_mentioned", "negative"} <= set(expected["pneumothorax"]) and "positive" in set(
+        expected["cardiomegaly"]
+    )
+    assert expected["pneumothorax_evidence"].isna().any() and expected["pneumothorax_confidence"].notna().all()
+
+
 def run_command(outdir, reports, log, address) -> list[str]:
     return [
         *R2L,
@@ -188,7 +206,7 @@ def test_driver_sigkill_then_rerun_labels_each_report_once(cluster, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     settled(folder)
-    stored = read_parts(folder, _key(folder))
+    stored = read_parts(folder, _key(folder), SMOKE)
     before = set(stored.loc[stored["status"] == "labelled", "report_id"])
     assert 0 < len(before) < n, "the kill must land halfway"
     calls_before = len(asked(log))
@@ -325,6 +343,6 @@ def test_a_report_the_backend_raises_on_fails_alone(tmp_path):
     run.folder.create()
     actor = BlockLabeler(replace(run, table=run.table.iloc[:0]), 3, [])
     assert actor.label(run.table[["report_id", "text", "text_hash"]]) == (3, 3)
-    stored = read_parts(run.folder, actor.key).set_index("report_id")
+    stored = read_parts(run.folder, actor.key, run.spec).set_index("report_id")
     assert stored["status"].to_dict() == {"a": "labelled", "bad": "failed", "c": "labelled"}
     assert stored.loc["bad", "reason"] == "backend error: RuntimeError: the backend fell over"

@@ -193,19 +193,35 @@ def _json_cells(column: pd.Series) -> list[dict]:
     return json.loads("[" + ",".join(a if isinstance(a, str) else "{}" for a in column) + "]")
 
 
+CARRIED = "label:"
+"""Prefix of the label columns an engine stores with its rows, made where it labelled (:func:`output_table`)."""
+
+_encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps with an option builds an encoder per call
+
+
+def output_label_columns(
+    answers: list[dict], confidence: list[dict], evidence: list[dict], task: TaskSpec
+) -> dict[str, Any]:
+    """labels.csv's label columns: per label its value, then ``<label>_confidence`` and ``<label>_evidence``
+    (JSON spans), from each row's answer, confidence and evidence (``{}`` where there is none)."""
+    columns: dict[str, Any] = {name: pd.array([a.get(name) for a in answers]) for name in task.labels}
+    for name in task.labels:
+        columns[f"{name}_confidence"] = pd.array([c.get(name) for c in confidence], dtype="Float64")
+    for name in task.labels:
+        columns[f"{name}_evidence"] = [_encode(s) if s else None for s in (e.get(name) for e in evidence)]
+    return columns
+
+
 def output_table(table: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
-    """labels.csv: per label its value, then ``<label>_confidence`` and ``<label>_evidence`` (JSON spans), the rest."""
-    answers = _json_cells(table["answer"])
-    confidence = _json_cells(table["confidence"])
-    evidence = _json_cells(table["evidence"])
-    out = pd.DataFrame({"report_id": table["report_id"]})
-    for name in task.labels:
-        out[name] = pd.array([a.get(name) for a in answers])
-    for name in task.labels:
-        out[f"{name}_confidence"] = pd.array([c.get(name) for c in confidence], dtype="Float64")
-    for name in task.labels:
-        spans = [e.get(name) for e in evidence]
-        out[f"{name}_evidence"] = [json.dumps(s, ensure_ascii=False) if s else None for s in spans]
+    """labels.csv from stored rows: the report id, the label columns (:func:`output_label_columns`, or the ones the
+    rows carry as ``CARRIED + column``, made in parallel where they were labelled), then the run's columns."""
+    carried = [c for c in table.columns if c.startswith(CARRIED)]
+    if carried:
+        labels = {c.removeprefix(CARRIED): table[c].array for c in carried}
+    else:
+        cells = (_json_cells(table[column]) for column in ("answer", "confidence", "evidence"))
+        labels = output_label_columns(*cells, task)
+    out = pd.DataFrame({"report_id": table["report_id"].array, **labels}, index=table.index)
     for column in OUTPUT_COLUMNS:
         out[column] = table[column]
     out["attempts"] = out["attempts"].astype(int)

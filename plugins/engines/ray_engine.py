@@ -29,16 +29,29 @@ from pydantic import Field
 from report2label.core.atomic import atomic_path
 from report2label.core.errors import R2LError
 from report2label.core.hookspecs import hookimpl
-from report2label.core.labelling.engine import LabelJob, LabelSummary, finish, label_batch, prechecked, run_key
+from report2label.core.labelling.engine import (
+    CARRIED,
+    LabelJob,
+    LabelSummary,
+    finish,
+    label_batch,
+    output_label_columns,
+    prechecked,
+    run_key,
+)
 from report2label.core.labelling.engines import Engine
 from report2label.core.labelling.folder import LabelFolder
 from report2label.core.labelling.store import KEY, Result, RunKey
 from report2label.core.privacy import is_loopback_host, is_private_host
 from report2label.core.progress import progress_bar
+from report2label.core.task import TaskSpec
 
 log = logging.getLogger(__name__)
 IN_FLIGHT = 2  # blocks queued per actor: one labelled, one waiting
 SAMPLE = 8  # the longest reports each actor's labeler is prepared with (to size a context)
+CELLS = ("answer", "confidence", "evidence")  # the Result fields that the label columns are made from
+# Arrow types as pandas nullable ones: a label column with a gap stays integer, as labels.csv has it
+NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 
 def _import_ray():
@@ -61,21 +74,37 @@ def _cell(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, dict | list) else value
 
 
-def write_part(folder: LabelFolder, key: RunKey, prompt: str, params: dict, results: list[Result], name: str) -> None:
-    """Write ``results`` (every field of :class:`Result`, dicts as JSON) with the run key as one part."""
+def write_part(
+    folder: LabelFolder, key: RunKey, prompt: str, params: dict, results: list[Result], name: str, spec: TaskSpec
+) -> None:
+    """Write ``results`` (every field of :class:`Result`, dicts as JSON) with the run key as one part, and
+    labels.csv's label columns for them, made here, where the block was labelled, instead of on the driver."""
     columns = {f.name: [_cell(getattr(r, f.name)) for r in results] for f in fields(Result)}
     same = dict(zip(KEY, key.values(), strict=True)) | {"prompt": prompt, "params": json.dumps(params, sort_keys=True)}
     columns |= {field: [value] * len(results) for field, value in same.items()}
+    made = output_label_columns(*([getattr(r, n) or {} for r in results] for n in CELLS), spec)
+    columns |= {CARRIED + column: values for column, values in made.items()}
     with atomic_path(folder.part(name)) as tmp:
         pq.write_table(pa.table(columns), tmp)
 
 
-def read_parts(folder: LabelFolder, key: RunKey) -> pd.DataFrame:
+def _read_part(path, spec: TaskSpec) -> pa.Table:
+    """One part, with its label columns made now if it has none."""
+    table = pq.read_table(path)
+    if not any(name.startswith(CARRIED) for name in table.column_names):
+        cells = [[json.loads(c) if c else {} for c in table.column(n).to_pylist()] for n in CELLS]
+        for column, values in output_label_columns(*cells, spec).items():
+            table = table.append_column(CARRIED + column, pa.array(values, from_pandas=True))
+    return table
+
+
+def read_parts(folder: LabelFolder, key: RunKey, spec: TaskSpec) -> pd.DataFrame:
     """Every stored row under ``key``, one per report and text: labelled before failed, then the latest."""
     files = folder.part_files()
     if not files:
         return pd.DataFrame(columns=["report_id", "text_hash", "status"])
-    table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive").to_pandas()
+    parts = [_read_part(f, spec) for f in files]
+    table = pa.concat_tables(parts, promote_options="permissive").to_pandas(types_mapper=NULLABLE.get)
     for field, value in zip(KEY, key.values(), strict=True):
         table = table[table[field] == value]
     table = table.assign(_rank=(table["status"] == "labelled").astype(int))
@@ -107,7 +136,9 @@ class BlockLabeler:
     def label(self, rows: pd.DataFrame) -> tuple[int, int]:
         """Label ``rows``, write their part, return (reports, backend calls)."""
         results = self._results(rows)
-        write_part(self.folder, self.key, self.prompt, self.labeler.params, results, part_name(self.key, rows))
+        write_part(
+            self.folder, self.key, self.prompt, self.labeler.params, results, part_name(self.key, rows), self.run.spec
+        )
         return len(rows), sum(r.attempts for r in results)
 
     def _results(self, rows: pd.DataFrame) -> list[Result]:
@@ -214,7 +245,7 @@ class RayEngine(Engine):
         actors = [actor.remote(*args)]
         try:
             key, prompt, params = _get(ray, actors[0].describe.remote())
-            stored = read_parts(folder, key)
+            stored = read_parts(folder, key, run.spec)
             labelled = stored[stored["status"] == "labelled"]
             done = set(zip(labelled["report_id"], labelled["text_hash"], strict=True))
             finished = [(i, h) in done for i, h in zip(table["report_id"], table["text_hash"], strict=True)]
@@ -223,7 +254,7 @@ class RayEngine(Engine):
                 rows = pd.DataFrame(
                     {"report_id": [r.report_id for r in failures], "text_hash": [r.text_hash for r in failures]}
                 )
-                write_part(folder, key, prompt, params, failures, part_name(key, rows))
+                write_part(folder, key, prompt, params, failures, part_name(key, rows), run.spec)
             size = job.batch_size or run.cls.batch_size
             blocks = [
                 pending.iloc[i : i + size][["report_id", "text", "text_hash"]] for i in range(0, len(pending), size)
@@ -237,7 +268,7 @@ class RayEngine(Engine):
                 ray.kill(handle)
         return finish(
             job,
-            read_parts(folder, key),
+            read_parts(folder, key, run.spec),
             reused=int(sum(finished)),
             asked=asked,
             calls=calls,
