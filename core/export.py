@@ -28,6 +28,7 @@ from .errors import R2LError
 from .evaluate import evaluate, load_run
 from .image_model import ImageModelSpec
 from .model_card import write_model_card
+from .onnx_rewrite import pool_first
 from .predict import session_for
 from .quantize import Quantized
 from .quantize import quantize as quantize_int8
@@ -112,6 +113,7 @@ def _export_onnx(model: torch.nn.Module, recipe: ImageModelSpec, target: Path, m
         verbose=False,
     )
     proto = program.model_proto  # in memory, the weights inside: no scratch file
+    pool_first(proto)  # exact; DenseNet's transitions convolve a quarter of the pixels
     onnx.helper.set_model_props(proto, metadata)
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(target))
