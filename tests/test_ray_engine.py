@@ -22,12 +22,13 @@ from collections import Counter
 from dataclasses import replace
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from conftest import HERE, R2L, write_reports
 from fake_plugin import TASK as SMOKE
 
 from report2label.core import Labeler, label, registry
-from report2label.core.labelling.engine import checked_run
+from report2label.core.labelling.engine import CARRIED, checked_run
 from report2label.core.labelling.folder import LabelFolder
 from report2label.core.plugins import pm
 from report2label.plugins.engines.ray_engine import BlockLabeler, read_parts
@@ -346,3 +347,19 @@ def test_a_report_the_backend_raises_on_fails_alone(tmp_path):
     stored = read_parts(run.folder, actor.key, run.spec).set_index("report_id")
     assert stored["status"].to_dict() == {"a": "labelled", "bad": "failed", "c": "labelled"}
     assert stored.loc["bad", "reason"] == "backend error: RuntimeError: the backend fell over"
+
+
+def test_a_part_without_label_columns_gets_them_when_read(tmp_path):
+    """A part stored before actors made labels.csv's label columns reads as one that has them."""
+    reports = write_reports(tmp_path / "r.csv", ["Fraktur.", "Keine Fraktur.", "V.a. Fraktur"], ["a", "b", "c"])
+    args = ("rules", {}, None, None, "report_id", "text", 3, None)
+    run = checked_run("ankle-fracture", reports, tmp_path / "out", *args)
+    run.folder.create()
+    actor = BlockLabeler(replace(run, table=run.table.iloc[:0]), 3, [])
+    actor.label(run.table[["report_id", "text", "text_hash"]])
+    made = read_parts(run.folder, actor.key, run.spec)
+    [part] = run.folder.part_files()
+    stored = pq.read_table(part)
+    pq.write_table(stored.drop_columns([c for c in stored.column_names if c.startswith(CARRIED)]), part)
+    pd.testing.assert_frame_equal(read_parts(run.folder, actor.key, run.spec), made)
+    assert made[CARRIED + "fracture"].tolist() == [1, 0, 1]
