@@ -19,6 +19,7 @@ from report2label.cli.engine_options import engine_options
 from report2label.cli.finetune import finetune
 from report2label.cli.new_plugin import new_plugin
 from report2label.cli.options import (
+    TableSource,
     console,
     estimate_cell,
     gold_format_option,
@@ -93,7 +94,7 @@ cli.add_command(describe)  # first: images without reports → generated reports
 
 @cli.command(short_help="Label reports with rules or an LLM (resumable).")
 @click.argument("task")
-@click.argument("reports", type=click.Path(path_type=Path))
+@click.argument("reports", type=TableSource())
 @click.option("-o", "--outdir", type=click.Path(path_type=Path), required=True, help="Output folder (resumable).")
 @click.option("--backend", default="rules", show_default=True, help="Labelling backend (see `r2l tasks`).")
 @click.option("--model", help="Model for the backend (a GGUF path, a model name).")
@@ -156,7 +157,8 @@ def label(
     samples,
     engine,
 ) -> None:
-    """Label every report of REPORTS (CSV, TSV, Parquet or JSONL) for TASK into OUTDIR/labels.csv.
+    """Label every report of REPORTS (CSV, TSV, Parquet or JSONL; a file or a store URL such as
+    s3://bucket/reports.parquet) for TASK into OUTDIR/labels.csv.
 
     Results are stored in OUTDIR/labels.sqlite as they arrive; a rerun resumes and asks the
     backend only for reports without a stored label (failed ones are tried again).

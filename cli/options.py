@@ -2,12 +2,14 @@
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
 from report2label.core.labelling.gold import GOLD_FORMATS
+from report2label.core.reports import is_url
 from report2label.core.task import UNCERTAIN_POLICIES
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -25,6 +27,15 @@ def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
         except json.JSONDecodeError:
             options[key] = value
     return options
+
+
+class TableSource(click.ParamType):
+    """A table file, or the URL of one in a store (``s3://bucket/reports.parquet``), kept as text."""
+
+    name = "table"
+
+    def convert(self, value, param, ctx) -> Path | str:
+        return value if is_url(value) else Path(value)
 
 
 gold_format_option = click.option(

@@ -68,6 +68,43 @@ def write_reports(path: Path, texts: list[str], ids: list[str] | None = None) ->
     return path
 
 
+class Store:
+    """A real S3 server (moto) on 127.0.0.1: write objects, name them by URL as a user would."""
+
+    def __init__(self, port: int) -> None:
+        from pyarrow import fs
+
+        self.query = f"endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
+        endpoint = f"127.0.0.1:{port}"
+        self.fs = fs.S3FileSystem(
+            endpoint_override=endpoint, scheme="http", region="us-east-1", allow_bucket_creation=True
+        )
+        self.fs.create_dir("reports")  # the bucket
+
+    def put(self, path: Path, key: str) -> str:
+        with self.fs.open_output_stream(f"reports/{key}") as out:
+            out.write(path.read_bytes())
+        return self.url(key)
+
+    def url(self, key: str) -> str:
+        return f"s3://reports/{key}?{self.query}"
+
+
+@pytest.fixture(scope="session")
+def store():
+    """An S3 bucket on 127.0.0.1; credentials from the environment, no instance metadata asked."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in (("AWS_ACCESS_KEY_ID", "r2l"), ("AWS_SECRET_ACCESS_KEY", "r2l")):
+            patch.setenv(name, value)
+        patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        server.start()
+        yield Store(server.get_host_and_port()[1])
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def tiny_gguf(tmp_path_factory) -> dict[str, Path]:
     """Random-weight llama GGUFs (a few hundred KB): one with a system role, one Mistral-like without."""

@@ -154,6 +154,20 @@ def test_ray_labels_a_four_state_task_like_the_in_process_engine(cluster, tmp_pa
     assert expected["pneumothorax_evidence"].isna().any() and expected["pneumothorax_confidence"].notna().all()
 
 
+def test_ray_reads_the_report_table_from_a_store_url(cluster, store, tmp_path):
+    """An archive in an object store (a real S3 server on 127.0.0.1): the driver reads it by URL."""
+    texts = ["Fraktur des Innenknöchels.", "Kein Frakturnachweis.", "Fraktur?"] * 5
+    local = write_reports(tmp_path / "reports.csv", texts)
+    url = store.put(local, "ray/reports.csv")
+    label("ankle-fracture", local, tmp_path / "local", show_progress=False)
+    options = {"actors": 2}
+    label(
+        "ankle-fracture", url, tmp_path / "ray", batch_size=4, engine="ray", engine_options=options, show_progress=False
+    )
+    expected = without_time(pd.read_csv(tmp_path / "local" / "labels.csv", dtype=str))
+    pd.testing.assert_frame_equal(without_time(pd.read_csv(tmp_path / "ray" / "labels.csv", dtype=str)), expected)
+
+
 def run_command(outdir, reports, log, address) -> list[str]:
     return [
         *R2L,
