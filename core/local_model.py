@@ -25,13 +25,11 @@ def load_local_model(path: str | Path, dtype: Any, padding_side: str | None = No
     try:
         padding = {"padding_side": padding_side} if padding_side else {}
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False, **padding)
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=dtype, local_files_only=True, trust_remote_code=False
-        )
+        lm = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, trust_remote_code=False, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise R2LError(f"{path}: cannot load the model: {str(exc).splitlines()[0]}") from None
     if not tokenizer.chat_template:
         raise R2LError(f"{path}: its tokenizer has no chat template (tokenizer_config.json)")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer, model
+    return tokenizer, lm
