@@ -37,6 +37,11 @@ def is_url(path: str | Path) -> bool:
     return isinstance(path, str) and URL.match(path) is not None
 
 
+def source_name(path: str | Path) -> Path | str:
+    """How errors name a table: its path, or its URL as :func:`shown`."""
+    return shown(path) if is_url(path) else Path(path)
+
+
 def shown(url: str) -> str:
     """A URL as errors show it: without user info and query, which may hold credentials."""
     parts = urlparse(url)
@@ -88,11 +93,11 @@ def read_table(path: str | Path, str_columns: tuple[str, ...] = ()) -> pd.DataFr
     ``abfs://``, ``hdfs://``; options such as ``?region=…`` in the query, credentials from the
     environment as the store's own tools read them).
     """
-    url = is_url(path)
+    url, name = is_url(path), source_name(path)
     if url:
-        name, suffix = shown(path), PurePosixPath(urlparse(path).path).suffix
+        suffix = PurePosixPath(urlparse(path).path).suffix
     else:
-        name = path = Path(path)
+        path = name
         if path.is_dir():
             raise R2LError(f"{path}: is a directory; give a table file ({', '.join(sorted(FORMATS))})")
         if not path.is_file():
@@ -153,7 +158,7 @@ def read_reports(path: str | Path, id_col: str = "report_id", text_col: str = "t
     An empty text is kept (the engine records it as failed).
     """
     frame = read_table(path, (id_col,))
-    path = shown(path) if is_url(path) else Path(path)  # as errors name it
+    path = source_name(path)
     require_columns(frame, path, {id_col: "choose it with --id-col", text_col: "choose it with --text-col"})
     ids = frame[id_col]
     missing = ids.isna() | (ids.astype(str).str.strip() == "")

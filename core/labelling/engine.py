@@ -195,6 +195,8 @@ def _json_cells(column: pd.Series) -> list[dict]:
 
 CARRIED = "label:"
 """Prefix of the label columns an engine stores with its rows, made where it labelled (:func:`output_table`)."""
+CELLS = ("answer", "confidence", "evidence")
+"""The stored fields (JSON objects) that the label columns are made from."""
 
 _encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps with an option builds an encoder per call
 
@@ -212,6 +214,11 @@ def output_label_columns(
     return columns
 
 
+def stored_label_columns(table: pd.DataFrame, task: TaskSpec) -> dict[str, Any]:
+    """:func:`output_label_columns` of stored rows, whose :data:`CELLS` hold JSON text."""
+    return output_label_columns(*(_json_cells(table[column]) for column in CELLS), task)
+
+
 def output_table(table: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
     """labels.csv from stored rows: the report id, the label columns (:func:`output_label_columns`, or the ones the
     rows carry as ``CARRIED + column``, made in parallel where they were labelled), then the run's columns."""
@@ -219,8 +226,7 @@ def output_table(table: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
     if carried:
         labels = {c.removeprefix(CARRIED): table[c].array for c in carried}
     else:
-        cells = (_json_cells(table[column]) for column in ("answer", "confidence", "evidence"))
-        labels = output_label_columns(*cells, task)
+        labels = stored_label_columns(table, task)
     out = pd.DataFrame({"report_id": table["report_id"].array, **labels}, index=table.index)
     for column in OUTPUT_COLUMNS:
         out[column] = table[column]

@@ -31,6 +31,7 @@ from report2label.core.errors import R2LError
 from report2label.core.hookspecs import hookimpl
 from report2label.core.labelling.engine import (
     CARRIED,
+    CELLS,
     LabelJob,
     LabelSummary,
     finish,
@@ -38,6 +39,7 @@ from report2label.core.labelling.engine import (
     output_label_columns,
     prechecked,
     run_key,
+    stored_label_columns,
 )
 from report2label.core.labelling.engines import Engine
 from report2label.core.labelling.folder import LabelFolder
@@ -49,7 +51,6 @@ from report2label.core.task import TaskSpec
 log = logging.getLogger(__name__)
 IN_FLIGHT = 2  # blocks queued per actor: one labelled, one waiting
 SAMPLE = 8  # the longest reports each actor's labeler is prepared with (to size a context)
-CELLS = ("answer", "confidence", "evidence")  # the Result fields that the label columns are made from
 # Arrow types as pandas nullable ones: a label column with a gap stays integer, as labels.csv has it
 NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype(), pa.bool_(): pd.BooleanDtype()}
 
@@ -92,8 +93,7 @@ def _read_part(path, spec: TaskSpec) -> pa.Table:
     """One part, with its label columns made now if it has none."""
     table = pq.read_table(path)
     if not any(name.startswith(CARRIED) for name in table.column_names):
-        cells = [[json.loads(c) if c else {} for c in table.column(n).to_pylist()] for n in CELLS]
-        for column, values in output_label_columns(*cells, spec).items():
+        for column, values in stored_label_columns(table.select(CELLS).to_pandas(), spec).items():
             table = table.append_column(CARRIED + column, pa.array(values, from_pandas=True))
     return table
 
