@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path, scratch_dir
+from .onnx_rewrite import byte_concats, norm_as_depthwise_conv, pool_as_depthwise_conv, stride_as_depth
 
 TYPES = {"u8": "QUInt8", "s8": "QInt8"}
 CALIBRATIONS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
@@ -36,7 +37,10 @@ class Settings:
     keep_float: tuple[str, ...] = ()  # "first_conv", "last_gemm": leave that node in float
     prepare: bool = True  # quant_pre_process (shape inference, ORT's fusions) first
     norm_as_conv: bool = False  # a BatchNormalization that no Conv absorbed becomes a depthwise 1x1 Conv
+    pool_as_conv: bool = False  # an AveragePool becomes a depthwise Conv
+    stride_as_depth: bool = False  # a stride-2 Conv over few channels becomes SpaceToDepth + a stride-1 Conv
     shared_concat_range: bool = False  # a Concat's inputs and output share one range: the int8 Concat is a copy
+    byte_concat: bool = False  # such a Concat joins the int8 bytes (a plain Concat, not QLinearConcat)
     extra: tuple[tuple[str, object], ...] = ()  # quantize_static extra_options
 
     def describe(self) -> str:
@@ -55,8 +59,14 @@ class Settings:
             parts.append("no pre-process")
         if self.norm_as_conv:
             parts.append("batch norm as depthwise conv")
+        if self.pool_as_conv:
+            parts.append("average pooling as depthwise conv")
+        if self.stride_as_depth:
+            parts.append("first conv over space-to-depth")
         if self.shared_concat_range:
             parts.append("one range per concatenation")
+        if self.byte_concat:
+            parts.append("concatenation of int8 bytes")
         parts += [f"{key}={value}" for key, value in self.extra]
         return ", ".join(parts)
 
@@ -65,14 +75,25 @@ class Settings:
 
 
 STUDY = Settings()  # what export.py's _quantize did before: QDQ, per-channel, U8/S8, MinMax
-# The winner (bench/onnx_latency.py): DenseNet's pre-activation norms as int8 depthwise convolutions,
-# 7-bit weights (without VNNI, AVX2's u8*s8 pair sums saturate 16 bits), one quantisation range per
-# chain of concatenations (ONNX Runtime's QLinearConcat then copies instead of requantising each input),
-# MinMax calibration: ORT's percentile calibrator holds every activation of every calibration image and
-# ran out of 24 GiB at 640 px.
-BEST = STUDY.but(norm_as_conv=True, reduce_range=True, shared_concat_range=True)
+# The winner (bench/onnx_latency.py): DenseNet's pre-activation norms and its transitions' average
+# pooling as int8 depthwise convolutions, its first convolution over the space-to-depth image, 7-bit
+# weights (without VNNI, AVX2's u8*s8 pair sums saturate 16 bits), one quantisation range per chain of
+# concatenations, whose Concat then joins the int8 bytes, MinMax calibration: ORT's percentile
+# calibrator holds every activation of every calibration image and ran out of 24 GiB at 640 px.
+BEST = STUDY.but(
+    norm_as_conv=True,
+    pool_as_conv=True,
+    stride_as_depth=True,
+    reduce_range=True,
+    shared_concat_range=True,
+    byte_concat=True,
+)
 VARIANTS = {  # what bench/onnx_latency.py --settings can compare
     "best": BEST,
+    "best-average-pool": BEST.but(pool_as_conv=False),
+    "best-strided-first-conv": BEST.but(stride_as_depth=False),
+    "best-qlinear-concat": BEST.but(byte_concat=False),
+    "previous": BEST.but(pool_as_conv=False, stride_as_depth=False, byte_concat=False),
     "best-own-concat-ranges": BEST.but(shared_concat_range=False),
     "best-percentile": BEST.but(calibration="percentile"),
     "best-full-range": BEST.but(reduce_range=False),
@@ -126,46 +147,6 @@ def _node_names(model, keep_float: tuple[str, ...]) -> list[str]:
     if "last_gemm" in keep_float:
         names += [next(n.name for n in reversed(nodes) if n.op_type in ("Gemm", "MatMul"))]
     return names
-
-
-def norm_as_depthwise_conv(model) -> int:
-    """Rewrite each inference BatchNormalization (a per-channel scale and shift) of ``model`` in place
-    as the equivalent depthwise 1x1 Conv; return how many.
-
-    DenseNet normalises the concatenated features before every layer, where no Conv can absorb the
-    norm. Left as it is, the int8 graph dequantises, normalises in float and quantises again in
-    every layer (and ONNX Runtime cannot keep its int8 convolutions channels-last across it); as a
-    Conv it becomes one more int8 convolution (QLinearConv) and the graph stays int8 throughout.
-    """
-    from onnx import helper, numpy_helper
-
-    constants = {t.name: t for t in model.graph.initializer}
-    nodes, count = [], 0
-    for node in model.graph.node:
-        names = list(node.input)
-        if node.op_type != "BatchNormalization" or len(node.output) != 1 or not all(n in constants for n in names[1:]):
-            nodes.append(node)
-            continue
-        gamma, beta, mean, var = (numpy_helper.to_array(constants[n]).astype(np.float64) for n in names[1:5])
-        eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
-        scale = gamma / np.sqrt(var + eps)
-        weight = numpy_helper.from_array(scale.astype(np.float32).reshape(-1, 1, 1, 1), node.output[0] + "_dw_weight")
-        bias = numpy_helper.from_array((beta - mean * scale).astype(np.float32), node.output[0] + "_dw_bias")
-        model.graph.initializer.extend([weight, bias])
-        nodes.append(
-            helper.make_node(
-                "Conv",
-                [names[0], weight.name, bias.name],
-                list(node.output),
-                name=(node.name or node.output[0]) + "_dw",
-                group=len(scale),
-                kernel_shape=[1, 1],
-            )
-        )
-        count += 1
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return count
 
 
 SAME_RANGE_OPS = ("MaxPool", "AveragePool", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze")
@@ -257,6 +238,10 @@ def write_int8(float_path: Path, target: Path, calibration: np.ndarray, settings
                 model = onnx.load(str(float_path))
             if settings.norm_as_conv:
                 norm_as_depthwise_conv(model)
+            if settings.pool_as_conv:
+                pool_as_depthwise_conv(model)
+            if settings.stride_as_depth:
+                stride_as_depth(model)
             if settings.shared_concat_range:
                 onnx.save(model, str(out))
                 extra["TensorQuantOverrides"] = shared_ranges(out, model, Reader(), scratch)
@@ -274,6 +259,10 @@ def write_int8(float_path: Path, target: Path, calibration: np.ndarray, settings
                 calibrate_method=getattr(CalibrationMethod, CALIBRATIONS[settings.calibration]),
                 extra_options=extra,
             )
+            if settings.byte_concat:
+                model = onnx.load(str(out))
+                byte_concats(model)
+                onnx.save(model, str(out))
     finally:
         logging.disable(logging.NOTSET)
     return target
