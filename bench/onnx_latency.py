@@ -2,8 +2,9 @@
 
 The recipe's DenseNet121 is exported exactly as ``r2l export`` does and timed at batch 1 and 8 on
 this CPU: PyTorch eager (no_grad, eval), ONNX Runtime float and ONNX Runtime static int8 with each
-``--settings`` of ``core/quantize.py`` (``best``: what ``r2l export --quantize`` writes; ``study``:
-the settings used before; the others: the alternatives that were tried). The contenders run in
+``--settings`` of ``core/quantize.py`` (``best``: what ``r2l export --quantize`` writes; ``previous``:
+the last release's; ``study``: the first; ``best-…``: ``best`` less one of its choices; the others:
+alternatives that were tried). The contenders run in
 turn, round after round, and each keeps its best round, so that a busy machine slows all alike.
 
 Decision agreement with the float model is measured on realistic inputs: images of the synthetic
@@ -18,6 +19,7 @@ on their pooled features (probabilities spread out instead of sitting at 0.5).
     python bench/onnx_latency.py --settings best study qoperator per-tensor --batches 1
     python bench/onnx_latency.py --size 224 --images 48
     python bench/onnx_latency.py --run demo/run --batches 1   # + agreement on that run's test split
+    python bench/onnx_latency.py --batches 1 --settings best previous best-average-pool best-qlinear-concat
 
 ``--run RUNDIR`` times that run's best checkpoint and adds each int8 setting's decision agreement
 with the float model on the run's whole test split, at the run's own image size and thresholds,
@@ -167,9 +169,10 @@ def main() -> None:
         )
         for name in args.settings:
             print(f"  int8 {name}: {VARIANTS[name].describe()}")
-        header = f"{'contender':<26}" + "".join(f"{'b' + str(b) + ' ms':>11}{'eager/this':>11}" for b in args.batches)
-        print(header + f"{'agreement':>11}{'max |dp|':>10}")
         rows: dict[str, list[str]] = {"pytorch eager": [], **{name: [] for name in sessions}}
+        width = max(map(len, rows)) + 2
+        cells = "".join(f"{'b' + str(b) + ' ms':>11}{'eager/this':>11}" for b in args.batches)
+        print(f"{'contender':<{width}}{cells}{'agreement':>11}{'max |dp|':>10}")
         for batch in args.batches:
             x = np.ascontiguousarray(np.resize(check, (batch, *check.shape[1:])))
             tensor = torch.from_numpy(x)
@@ -189,7 +192,7 @@ def main() -> None:
                 got = probability[name]
                 agree = ((got >= threshold) == (reference >= threshold)).mean()
                 extra = f"{agree:>11.1%}{np.abs(got - reference).max():>10.4f}"
-            print(f"{name:<26}" + "".join(cells) + extra)
+            print(f"{name:<{width}}" + "".join(cells) + extra)
         if args.run:
             test_split_agreement(args.run, args.settings, tmp / "run")
 
