@@ -122,7 +122,7 @@ def pool_as_depthwise_conv(model) -> int:
     place, as the equivalent depthwise Conv (every weight 1/window); return how many.
 
     ONNX Runtime's int8 average pooling runs at about a tenth of the speed of its int8 depthwise
-    convolution (DenseNet121's three transitions at 640 px: 10 ms against 1 ms on two cores).
+    convolution (DenseNet121's three transitions at 640 px: 12 ms against 1.2 ms on two cores).
     """
     from onnx import numpy_helper, shape_inference
 
@@ -231,8 +231,8 @@ def byte_concats(model) -> int:
     the quantisation and the dequantisations that nothing else reads. Return how many.
 
     Exact: with one scale and zero point throughout, dequantising, joining and quantising again gives
-    back the same bytes. ONNX Runtime's plain Concat copies them faster than its QLinearConcat (12 ms
-    against 17 ms for DenseNet121 at 640 px on two cores).
+    back the same bytes. ONNX Runtime's plain Concat copies them faster than its QLinearConcat (11 ms
+    against 16 ms for DenseNet121 at 640 px on two cores).
     """
     from onnx import numpy_helper
 
