@@ -188,23 +188,26 @@ def concat_groups(model) -> list[list[str]]:
     return list(groups.values())
 
 
-def shared_ranges(model_path: Path, model, reader, scratch: Path) -> dict[str, list[dict]]:
-    """``TensorQuantOverrides`` giving every tensor of a :func:`concat_groups` group the group's
-    calibrated (MinMax) range."""
+def shared_ranges(model_path: Path, model, reader, scratch: Path, method: str) -> dict[str, list[dict]]:
+    """``TensorQuantOverrides`` with every tensor's range calibrated by ``method``, where the tensors of
+    a :func:`concat_groups` group share the group's (its lowest and highest)."""
     from onnxruntime.quantization import CalibrationMethod
     from onnxruntime.quantization.calibrate import create_calibrator
 
     calibrator = create_calibrator(
-        str(model_path), augmented_model_path=str(scratch / "augmented.onnx"), calibrate_method=CalibrationMethod.MinMax
+        str(model_path),
+        augmented_model_path=str(scratch / "augmented.onnx"),
+        calibrate_method=getattr(CalibrationMethod, CALIBRATIONS[method]),
     )
     calibrator.collect_data(reader)
-    ranges = calibrator.compute_data()
-    overrides = {}
+    ranges = {
+        name: (float(np.min(data.range_value[0])), float(np.max(data.range_value[1])))
+        for name, data in calibrator.compute_data().items()
+    }
     for group in concat_groups(model):
-        low = min(float(np.min(ranges[name].range_value[0])) for name in group if name in ranges)
-        high = max(float(np.max(ranges[name].range_value[1])) for name in group if name in ranges)
-        overrides |= {name: [{"rmin": np.float32(low), "rmax": np.float32(high)}] for name in group}
-    return overrides
+        known = [ranges[name] for name in group if name in ranges]
+        ranges |= dict.fromkeys(group, (min(low for low, _ in known), max(high for _, high in known)))
+    return {name: [{"rmin": np.float32(low), "rmax": np.float32(high)}] for name, (low, high) in ranges.items()}
 
 
 def write_int8(float_path: Path, target: Path, calibration: np.ndarray, settings: Settings = BEST) -> Path:
@@ -220,8 +223,8 @@ def write_int8(float_path: Path, target: Path, calibration: np.ndarray, settings
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = iter([{"image": calibration[i : i + 1]} for i in range(len(calibration))])
+        def __init__(self, images: np.ndarray = calibration) -> None:
+            self.batches = iter([{"image": images[i : i + 1]} for i in range(len(images))])
 
         def get_next(self):
             return next(self.batches, None)
@@ -242,13 +245,15 @@ def write_int8(float_path: Path, target: Path, calibration: np.ndarray, settings
                 pool_as_depthwise_conv(model)
             if settings.stride_as_depth:
                 stride_as_depth(model)
-            if settings.shared_concat_range:
+            reader = Reader()
+            if settings.shared_concat_range:  # every range calibrated here: the quantiser's own pass needs one image
                 onnx.save(model, str(out))
-                extra["TensorQuantOverrides"] = shared_ranges(out, model, Reader(), scratch)
+                extra["TensorQuantOverrides"] = shared_ranges(out, model, reader, scratch, settings.calibration)
+                reader = Reader(calibration[:1])
             quantize_static(
                 model,
                 str(out),
-                Reader(),
+                reader,
                 quant_format=QuantFormat.QDQ if settings.format == "qdq" else QuantFormat.QOperator,
                 op_types_to_quantize=list(settings.op_types) if settings.op_types is not None else None,
                 per_channel=settings.per_channel,

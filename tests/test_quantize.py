@@ -81,6 +81,16 @@ def test_int8_agrees_with_float_and_is_written_atomically(example, tmp_path, set
     assert run(target, images[:3]).shape == (3, 1)
 
 
+def test_every_range_comes_from_all_calibration_images(example, tmp_path):
+    """The ranges are calibrated once, over every image; the quantiser's own pass sees only the first,
+    so a black first image must not decide any range."""
+    path, images = example
+    calibration = np.concatenate([np.zeros_like(images[:1]), images[:15]])
+    with_black = write_int8(path, tmp_path / "black.int8.onnx", calibration)
+    without = write_int8(path, tmp_path / "plain.int8.onnx", np.concatenate([images[:15], calibration[:1]]))
+    np.testing.assert_array_equal(run(with_black, images[16:]), run(without, images[16:]))
+
+
 def test_a_failed_quantisation_leaves_the_old_file_and_nothing_else(example, tmp_path, monkeypatch):
     import onnxruntime.quantization
 
