@@ -33,10 +33,11 @@ def conv_then_pool(kernel: int = 1, pads: tuple[int, ...] = (0, 0, 0, 0), tap: b
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def run(model: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:
+def run(model: onnx.ModelProto, x: np.ndarray | None = None, **inputs: np.ndarray) -> list[np.ndarray]:
+    """The model's outputs for input ``x`` (or the named ``inputs``), after the ONNX checker passed it."""
     onnx.checker.check_model(model, full_check=True)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, {"x": x})
+    return session.run(None, {"x": x} if x is not None else inputs)
 
 
 def test_a_pointwise_conv_pools_first_with_the_same_outputs():
@@ -104,21 +105,15 @@ def quantised_concat(scales: tuple[float, float, float]) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def run_two(model: onnx.ModelProto, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    onnx.checker.check_model(model, full_check=True)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, {"a": a, "b": b})[0]
-
-
 def test_a_concat_with_one_scale_joins_the_int8_bytes_with_the_same_outputs():
     model = quantised_concat((0.02, 0.02, 0.02))
     rng = np.random.default_rng(2)
     a, b = (rng.normal(size=(1, 3, 4, 4)).astype(np.float32) for _ in range(2))
-    before = run_two(model, a, b)
+    before = run(model, a=a, b=b)
     assert byte_concats(model) == 1
     assert [n.op_type for n in model.graph.node] == ["QuantizeLinear", "QuantizeLinear", "Concat", "DequantizeLinear"]
     assert {t.name for t in model.graph.initializer} == {"a_scale", "a_zero", "b_scale", "b_zero", "c_scale", "c_zero"}
-    np.testing.assert_array_equal(run_two(model, a, b), before)
+    np.testing.assert_array_equal(run(model, a=a, b=b), before)
 
 
 @pytest.mark.parametrize("scales", [(0.02, 0.03, 0.02), (0.02, 0.02, 0.05)], ids=["inputs differ", "output differs"])
